@@ -1,0 +1,84 @@
+using CrCheckpoint.Engine.Proc;
+using CrCheckpoint.Engine.State;
+using CrCheckpoint.Engine.State.Credentials;
+using CrCheckpoint.Engine.State.Files;
+using CrCheckpoint.Engine.State.Limits;
+using CrCheckpoint.Engine.State.Memory;
+using CrCheckpoint.Engine.State.Process;
+using CrCheckpoint.Engine.State.Signals;
+using CrCheckpoint.Engine.State.Threads;
+using CrCheckpoint.Engine.State.Timers;
+using CrCheckpoint.Engine.Tracing;
+
+namespace CrCheckpoint.Engine.Checkpoint;
+
+/// <summary>Reads every kind of state of one frozen single-threaded process; each kind lives in State/.</summary>
+public static class ProcessCapture
+{
+    public static CapturedProcess Capture(Tracee tracee, char stateBefore, SaveMappedFiles save, MessageLog log)
+    {
+        var pid = tracee.Pid;
+        var stat = ProcStat.Read(pid);
+        var status = ProcStatus.Read(pid);
+        var areas = ProcMaps.Read(pid);
+        var (files, unlinked) = FileCapture.Capture(pid);
+        var executable = ProcFds.ReadLink($"/proc/{pid}/exe") ?? "";
+        if (executable.EndsWith(" (deleted)", StringComparison.Ordinal)) executable = executable[..^10];
+
+        var timers = File.ReadAllText($"/proc/{pid}/timers");
+        if (timers.Length > 0)
+            throw new UnsupportedStateException(pid, "the process has POSIX timers (timer_create), which this version cannot checkpoint yet");
+        if (status["Seccomp"] is "1" or "2")
+            log.Add($"process {pid} runs under a seccomp filter; the filter is not saved");
+
+        tracee.UseSyscallInstructionAt(SyscallInstruction.Find(pid, areas));
+
+        var layout = MemoryCapture.CaptureLayout(tracee, stat);
+        var signals = SignalCapture.Capture(tracee, status);
+        var itimers = IntervalTimerRecord.Capture(tracee);
+        var thread = ThreadCapture.Capture(tracee, stat.Comm);
+        if (thread.InterruptedSyscall is { } sc)
+            log.Add($"process {pid} was inside system call {sc.Number} (return {sc.ReturnCode}); it will carry on with it");
+
+        var (map, plans, mapped) = MemoryCapture.Plan(pid, areas, executable, save);
+        var exeIdentity = map.Areas.FirstOrDefault(a => a.Path == executable || a.Path == executable + " (deleted)")?.File;
+
+        var process = new ProcessRecord
+        {
+            Pid = pid,
+            ParentPid = stat.ParentId,
+            ProcessGroupId = stat.ProcessGroupId,
+            SessionId = stat.SessionId,
+            TtyNumber = stat.TtyNumber,
+            ForegroundProcessGroup = stat.ForegroundProcessGroup,
+            Name = stat.Comm,
+            Executable = executable,
+            ExecutableIdentity = exeIdentity,
+            CommandLine = File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Split('\0'),
+            StateAtCheckpoint = stateBefore.ToString(),
+            WasStopped = tracee.WasGroupStopped || stateBefore == 'T',
+            WorkingDirectory = ProcFds.ReadLink($"/proc/{pid}/cwd") ?? "/",
+            Root = ProcFds.ReadLink($"/proc/{pid}/root") ?? "/",
+            Umask = status.Umask,
+            Personality = Convert.ToUInt32(File.ReadAllText($"/proc/{pid}/personality").Trim(), 16),
+            Credentials = CredentialsRecord.Capture(status),
+            Limits = ResourceLimitRecord.Capture(pid),
+            MemoryLayout = layout,
+            Signals = signals,
+            Timers = itimers,
+            ThreadIds = [tracee.Tid],
+        };
+
+        var toSave = unlinked.Concat(mapped).GroupBy(f => f.Key).Select(g => g.First()).ToList();
+        log.Add($"read process {pid} ({stat.Comm}): {areas.Count} memory areas, {plans.Sum(p => p.Runs.Sum(r => r.Count))} pages to save, {files.Descriptors.Count} descriptors, {toSave.Count} files to carry");
+        return new CapturedProcess
+        {
+            Process = process,
+            Threads = [thread],
+            Map = map,
+            Plans = plans,
+            Files = files,
+            FilesToSave = toSave,
+        };
+    }
+}

@@ -1,0 +1,150 @@
+using CrCheckpoint.Engine.Proc;
+
+namespace CrCheckpoint.Engine.Checkpoint;
+
+/// <summary>Turns a request's ID and scope into the processes to checkpoint, refusing what cannot be taken.</summary>
+public static class ProcessSelection
+{
+    public static List<int> Resolve(CheckpointRequest request, MessageLog log)
+    {
+        var id = request.Id;
+        List<int> pids;
+        switch (request.Scope)
+        {
+            case CheckpointScope.Process:
+                RequireProcess(id);
+                pids = [id];
+                break;
+            case CheckpointScope.Tree:
+                RequireProcess(id);
+                pids = [id];
+                var children = ProcTasks.Children(id);
+                if (children.Count > 0)
+                    throw new CheckpointException(CheckpointFailure.Unsupported,
+                        $"process {id} has children ({string.Join(", ", children)}): checkpointing a whole process tree is not supported yet. Use -Scope Process to checkpoint process {id} alone.", id);
+                break;
+            default:
+                pids = Members(request.Scope, id);
+                if (pids.Count == 0)
+                    throw new CheckpointException(CheckpointFailure.ProcessNotFound,
+                        $"no process is in {(request.Scope == CheckpointScope.Group ? "process group" : "session")} {id}.", id);
+                if (pids.Count > 1)
+                    throw new CheckpointException(CheckpointFailure.Unsupported,
+                        $"{(request.Scope == CheckpointScope.Group ? "process group" : "session")} {id} has {pids.Count} processes ({string.Join(", ", pids)}): checkpointing several processes at once is not supported yet.", id);
+                break;
+        }
+
+        var kept = new List<int>();
+        foreach (var pid in pids)
+        {
+            if (Admit(pid, request, log)) kept.Add(pid);
+        }
+        if (kept.Count == 0)
+            throw new CheckpointException(CheckpointFailure.NothingToCheckpoint,
+                $"nothing to checkpoint: every process in scope of {id} was skipped by the ptrace policy.", id);
+        return kept;
+    }
+
+    private static void RequireProcess(int pid)
+    {
+        if (pid <= 0 || !ProcTasks.Exists(pid))
+            throw new CheckpointException(CheckpointFailure.ProcessNotFound, $"there is no process {pid}.", pid);
+    }
+
+    private static List<int> Members(CheckpointScope scope, int id)
+    {
+        var members = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            try
+            {
+                var stat = ProcStat.Read(pid);
+                if (stat.IsKernelThread) continue;
+                if ((scope == CheckpointScope.Group ? stat.ProcessGroupId : stat.SessionId) == id) members.Add(pid);
+            }
+            catch (IOException) { }
+        }
+        members.Sort();
+        return members;
+    }
+
+    /// <summary>False when a ptrace policy says to skip the process; throws when it cannot be taken.</summary>
+    private static bool Admit(int pid, CheckpointRequest request, MessageLog log)
+    {
+        ProcStat stat;
+        ProcStatus status;
+        try
+        {
+            stat = ProcStat.Read(pid);
+            status = ProcStatus.Read(pid);
+        }
+        catch (IOException)
+        {
+            throw new CheckpointException(CheckpointFailure.ProcessNotFound, $"there is no process {pid}.", pid);
+        }
+
+        if (pid == Environment.ProcessId)
+            throw new CheckpointException(CheckpointFailure.Unsupported,
+                $"process {pid} is the PowerShell process running this command; it cannot checkpoint itself. Run the checkpoint from another pwsh.", pid);
+        if (stat.IsKernelThread)
+            throw new CheckpointException(CheckpointFailure.Unsupported,
+                $"process {pid} ({stat.Comm}) is a kernel thread; only user processes can be checkpointed.", pid);
+        if (stat.State is 'Z' or 'X')
+            throw new CheckpointException(CheckpointFailure.Unsupported,
+                $"process {pid} ({stat.Comm}) has exited and is waiting to be reaped (a zombie); there is nothing to checkpoint.", pid);
+        if (!File.Exists($"/proc/{pid}/exe") && ProcFds.ReadLink($"/proc/{pid}/exe") is null)
+            throw new CheckpointException(CheckpointFailure.PermissionDenied,
+                $"cannot read process {pid} ({stat.Comm}): it belongs to another user and this session lacks the privilege (run as its owner or as root).", pid);
+
+        var tracer = status.TracerPid;
+        if (tracer != 0)
+        {
+            switch (request.Ptraced)
+            {
+                case PtracedPolicy.Skip:
+                    log.Add($"skipped process {pid} ({stat.Comm}): it is being traced by process {tracer} (-Ptraced Skip)");
+                    return false;
+                case PtracedPolicy.Error:
+                    throw new CheckpointException(CheckpointFailure.Unsupported,
+                        $"process {pid} ({stat.Comm}) is being traced by process {tracer} (a debugger or tracer). Detach it first, or use -Ptraced Skip.", pid);
+                case PtracedPolicy.Allow:
+                    throw new CheckpointException(CheckpointFailure.Unsupported,
+                        $"process {pid} ({stat.Comm}) is being traced by process {tracer}; the kernel allows one tracer per process, so it cannot be checkpointed until that tracer detaches (-Ptraced Allow cannot override this).", pid);
+            }
+        }
+
+        var tracees = TraceesOf(pid);
+        if (tracees.Count > 0)
+        {
+            if (request.Ptracer == PtracerPolicy.Skip)
+            {
+                log.Add($"skipped process {pid} ({stat.Comm}): it traces {string.Join(", ", tracees)} (-Ptracer Skip)");
+                return false;
+            }
+            throw new CheckpointException(CheckpointFailure.Unsupported,
+                $"process {pid} ({stat.Comm}) is tracing process {string.Join(", ", tracees)}; a tracer cannot be checkpointed. Use -Ptracer Skip to leave it out.", pid);
+        }
+
+        var threads = status.Threads;
+        if (threads > 1)
+            throw new CheckpointException(CheckpointFailure.Unsupported,
+                $"process {pid} ({stat.Comm}) has {threads} threads: multi-threaded processes are not supported yet; only single-threaded processes can be checkpointed.", pid);
+        return true;
+    }
+
+    private static List<int> TraceesOf(int pid)
+    {
+        var result = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var other) || other == pid) continue;
+            try
+            {
+                if (ProcStatus.Read(other).TracerPid == pid) result.Add(other);
+            }
+            catch (IOException) { }
+        }
+        return result;
+    }
+}

@@ -1,0 +1,34 @@
+namespace CrCheckpoint.Engine.Native;
+
+/// <summary>x86-64 system call numbers the engine issues directly or inside a target.</summary>
+public static class Syscalls
+{
+    public const long read = 0, write = 1, open = 2, close = 3, lseek = 8, mmap = 9, mprotect = 10, munmap = 11,
+        brk = 12, rt_sigaction = 13, rt_sigprocmask = 14, pread64 = 17, pwrite64 = 18, mremap = 25, dup = 32, dup2 = 33,
+        getitimer = 36, setitimer = 38, getpid = 39, clone = 56, exit = 60, kill = 62, fcntl = 72, chdir = 80,
+        fchdir = 81, umask = 95, getrlimit = 97, ptrace = 101, setpgid = 109, setsid = 112, sigaltstack = 131,
+        personality = 135, prctl = 157, arch_prctl = 158, chroot = 161, gettid = 186, set_tid_address = 218,
+        restart_syscall = 219, timer_gettime = 224, exit_group = 231, tgkill = 234, openat = 257,
+        set_robust_list = 273, get_robust_list = 274, dup3 = 292, pipe2 = 293, prlimit64 = 302, kcmp = 312,
+        memfd_create = 319, rseq = 334, pidfd_send_signal = 424, pidfd_open = 434, clone3 = 435,
+        pidfd_getfd = 438;
+}
+
+internal static partial class Interop
+{
+    // Fixed-arity view of the variadic syscall(2); the x86-64 ABI passes these in the same registers.
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    public static partial long syscall(long number, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0);
+
+    public const int RLIM_NLIMITS = 16;
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int prlimit(int pid, int resource, RLimit* newLimit, RLimit* oldLimit);
+}
+
+[StructLayout(LayoutKind.Sequential)]
+public struct RLimit
+{
+    public ulong Current;
+    public ulong Max;
+}

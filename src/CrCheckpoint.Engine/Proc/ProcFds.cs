@@ -1,0 +1,53 @@
+using System.Globalization;
+using CrCheckpoint.Engine.Native;
+using static CrCheckpoint.Engine.Native.Interop;
+
+namespace CrCheckpoint.Engine.Proc;
+
+/// <summary>One entry of /proc/PID/fd with its /proc/PID/fdinfo and the stat of what it points to.</summary>
+public sealed record OpenDescriptor(int Fd, string Target, long Position, int Flags, int MountId, Stat? Stat);
+
+/// <summary>Reads a process's open file descriptors from /proc.</summary>
+public static unsafe class ProcFds
+{
+    public static List<OpenDescriptor> Read(int pid)
+    {
+        var result = new List<OpenDescriptor>();
+        foreach (var entry in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+        {
+            if (!int.TryParse(System.IO.Path.GetFileName(entry), out var fd)) continue;
+            var d = ReadOne(pid, fd);
+            if (d is not null) result.Add(d);
+        }
+        result.Sort((a, b) => a.Fd.CompareTo(b.Fd));
+        return result;
+    }
+
+    /// <summary>Null when the descriptor was closed between listing and reading.</summary>
+    public static OpenDescriptor? ReadOne(int pid, int fd)
+    {
+        var target = ReadLink($"/proc/{pid}/fd/{fd}");
+        if (target is null) return null;
+        string info;
+        try { info = File.ReadAllText($"/proc/{pid}/fdinfo/{fd}"); }
+        catch (FileNotFoundException) { return null; }
+        long pos = 0; int flags = 0, mnt = 0;
+        foreach (var line in info.Split('\n'))
+        {
+            if (line.StartsWith("pos:", StringComparison.Ordinal)) pos = long.Parse(line[4..].Trim(), CultureInfo.InvariantCulture);
+            else if (line.StartsWith("flags:", StringComparison.Ordinal)) flags = Convert.ToInt32(line[6..].Trim(), 8);
+            else if (line.StartsWith("mnt_id:", StringComparison.Ordinal)) mnt = int.Parse(line[7..].Trim(), CultureInfo.InvariantCulture);
+        }
+        Stat st;
+        Stat? stat = fstatat(AT_FDCWD, $"/proc/{pid}/fd/{fd}", &st, 0) == 0 ? st : null;
+        return new OpenDescriptor(fd, target, pos, flags, mnt, stat);
+    }
+
+    public static string? ReadLink(string path)
+    {
+        var buffer = stackalloc byte[4096];
+        var n = readlink(path, buffer, 4096);
+        if (n < 0) return null;
+        return System.Text.Encoding.UTF8.GetString(buffer, (int)n);
+    }
+}

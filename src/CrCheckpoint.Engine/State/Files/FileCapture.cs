@@ -1,0 +1,99 @@
+using System.Globalization;
+using CrCheckpoint.Engine.Proc;
+using CrCheckpoint.Engine.State.Memory;
+using CrCheckpoint.Engine.State.Process;
+
+namespace CrCheckpoint.Engine.State.Files;
+
+/// <summary>Classifies a process's descriptors; refuses those that cannot be saved yet.</summary>
+public static class FileCapture
+{
+    private const int O_CLOEXEC = 0x80000;
+
+    public static (FileTableRecord Table, List<FileToSave> Files) Capture(int pid)
+    {
+        var descriptors = new List<FileDescriptorRecord>();
+        var files = new List<FileToSave>();
+        foreach (var d in ProcFds.Read(pid))
+        {
+            var record = Describe(pid, d);
+            if (record.Kind is FileDescriptorKind.Socket or FileDescriptorKind.AnonymousInode or FileDescriptorKind.Other)
+                throw new UnsupportedStateException(pid,
+                    $"descriptor {d.Fd} ({d.Target}) is a {Describe(record.Kind)}, which this version cannot checkpoint yet; close it in the program, or checkpoint another process");
+            if (record.Kind == FileDescriptorKind.UnlinkedFile && record.Identity is { } id)
+            {
+                var key = $"{id.Device:x}:{id.Inode}";
+                record = Clone(record, key);
+                if (files.All(f => f.Key != key))
+                    files.Add(new FileToSave(key, record.Path, $"/proc/{pid}/fd/{d.Fd}", id, "unlinked"));
+            }
+            descriptors.Add(record);
+        }
+        return (new FileTableRecord { Pid = pid, Descriptors = descriptors }, files);
+    }
+
+    private static string Describe(FileDescriptorKind kind) => kind switch
+    {
+        FileDescriptorKind.Socket => "socket",
+        FileDescriptorKind.AnonymousInode => "kernel object without a path (eventfd, epoll, signalfd, timerfd, inotify or pidfd)",
+        _ => "kind of file",
+    };
+
+    private static FileDescriptorRecord Clone(FileDescriptorRecord r, string key) => new()
+    {
+        Fd = r.Fd, Kind = r.Kind, Path = r.Path, Flags = r.Flags, CloseOnExec = r.CloseOnExec,
+        Position = r.Position, Identity = r.Identity, Inode = r.Inode, SavedFileKey = key,
+    };
+
+    public static FileDescriptorRecord Describe(int pid, OpenDescriptor d)
+    {
+        var target = d.Target;
+        var kind = Classify(d, out var path, out var inode);
+        return new FileDescriptorRecord
+        {
+            Fd = d.Fd,
+            Kind = kind,
+            Path = path,
+            Flags = d.Flags & ~O_CLOEXEC,
+            CloseOnExec = (d.Flags & O_CLOEXEC) != 0,
+            Position = d.Position,
+            Identity = d.Stat is { } st ? FileIdentity.From(st) : null,
+            Inode = inode,
+        };
+    }
+
+    private static FileDescriptorKind Classify(OpenDescriptor d, out string path, out ulong inode)
+    {
+        var target = d.Target;
+        path = target;
+        inode = d.Stat?.Ino ?? 0;
+        if (target.StartsWith("pipe:[", StringComparison.Ordinal)) return FileDescriptorKind.Pipe;
+        if (target.StartsWith("socket:[", StringComparison.Ordinal)) return FileDescriptorKind.Socket;
+        if (target.StartsWith("anon_inode:", StringComparison.Ordinal)) return FileDescriptorKind.AnonymousInode;
+        if (!target.StartsWith('/')) return FileDescriptorKind.Other;
+
+        var deleted = target.EndsWith(" (deleted)", StringComparison.Ordinal);
+        if (deleted) path = target[..^" (deleted)".Length];
+        var type = d.Stat?.FileType ?? 0;
+        switch (type)
+        {
+            case Native.Stat.S_IFREG:
+                // A file still linked elsewhere under another name reads as deleted too; nlink tells.
+                return deleted && (d.Stat?.Nlink ?? 0) == 0 ? FileDescriptorKind.UnlinkedFile : FileDescriptorKind.RegularFile;
+            case Native.Stat.S_IFDIR: return FileDescriptorKind.Directory;
+            case Native.Stat.S_IFIFO: return FileDescriptorKind.Fifo;
+            case Native.Stat.S_IFSOCK: return FileDescriptorKind.Socket;
+            case Native.Stat.S_IFCHR:
+                var major = (uint)((d.Stat!.Value.Rdev >> 8) & 0xfff);
+                // 136-143: pseudo-terminal slaves; 4: virtual consoles; 5: /dev/tty, /dev/console, ptmx.
+                if (major is >= 136 and <= 143 or 4 || (major == 5 && !path.EndsWith("ptmx", StringComparison.Ordinal)))
+                    return FileDescriptorKind.Terminal;
+                return path is "/dev/null" or "/dev/zero" or "/dev/random" or "/dev/urandom" or "/dev/full"
+                    ? FileDescriptorKind.Device : FileDescriptorKind.Other;
+            default:
+                return FileDescriptorKind.Other;
+        }
+    }
+
+    internal static string Hex(ulong v) => v.ToString("x", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,18 @@
+namespace CrCheckpoint.Engine.State.Files;
+
+public enum FileDescriptorKind
+{
+    RegularFile,
+    /// <summary>A regular file unlinked while open: its contents travel in a FileContent record.</summary>
+    UnlinkedFile,
+    Directory,
+    /// <summary>/dev/null, /dev/zero, /dev/random, /dev/urandom, /dev/full: reopened by path.</summary>
+    Device,
+    Terminal,
+    Pipe,
+    Fifo,
+    Socket,
+    /// <summary>eventfd, epoll, signalfd, timerfd, inotify, pidfd...: not saved yet.</summary>
+    AnonymousInode,
+    Other,
+}

@@ -1,0 +1,40 @@
+using CrCheckpoint.Engine.State.Process;
+
+namespace CrCheckpoint.Engine.State.Files;
+
+/// <summary>The FileTable record: every open descriptor of one process.</summary>
+public sealed class FileTableRecord
+{
+    public int Pid { get; init; }
+    public List<FileDescriptorRecord> Descriptors { get; init; } = [];
+}
+
+public sealed class FileDescriptorRecord
+{
+    public int Fd { get; init; }
+    public FileDescriptorKind Kind { get; init; }
+    /// <summary>The path (without " (deleted)"), or the kernel's name such as "pipe:[1234]".</summary>
+    public string Path { get; init; } = "";
+    /// <summary>open(2) flags as /proc/PID/fdinfo shows them (access mode, O_APPEND, O_NONBLOCK...).</summary>
+    public int Flags { get; init; }
+    public bool CloseOnExec { get; init; }
+    public long Position { get; init; }
+    public FileIdentity? Identity { get; init; }
+    /// <summary>Inode number of a pipe or socket, which pairs descriptors that share one.</summary>
+    public ulong Inode { get; init; }
+    /// <summary>Key of the FileContent record with the file's bytes (unlinked files).</summary>
+    public string? SavedFileKey { get; init; }
+
+    public bool Readable => (Flags & 3) is 0 or 2;
+    public bool Writable => (Flags & 3) is 1 or 2;
+}
+
+/// <summary>Metadata of a FileContent record; its data is the whole file.</summary>
+public sealed class FileContentRecord
+{
+    public string Key { get; init; } = "";
+    public string Path { get; init; } = "";
+    public FileIdentity Identity { get; init; } = new();
+    /// <summary>Why the file travels: "unlinked", "save-exe", "save-private", "save-shared".</summary>
+    public string Reason { get; init; } = "";
+}

@@ -1,0 +1,36 @@
+using CrCheckpoint.Engine.State.Process;
+
+namespace CrCheckpoint.Engine.State.Memory;
+
+/// <summary>The MemoryMap record: every area of one process's address space, in address order.</summary>
+public sealed class MemoryMapRecord
+{
+    public int Pid { get; init; }
+    public List<MemoryAreaRecord> Areas { get; init; } = [];
+}
+
+public sealed class MemoryAreaRecord
+{
+    public ulong Start { get; init; }
+    public ulong End { get; init; }
+    /// <summary>As in /proc/PID/maps: "rw-p", "r-xs"...</summary>
+    public string Protection { get; init; } = "";
+    public MemoryAreaKind Kind { get; init; }
+    public ulong Offset { get; init; }
+    public string Path { get; init; } = "";
+    public FileIdentity? File { get; init; }
+    /// <summary>Key of the FileContent record holding the whole file, when the file travels in the context.</summary>
+    public string? SavedFileKey { get; init; }
+    /// <summary>Pages whose contents follow in a MemoryPages record for this area.</summary>
+    public long SavedPages { get; init; }
+    public bool GrowsDown { get; init; }
+}
+
+/// <summary>Metadata of a MemoryPages record; its data is the listed pages, back to back, in order.</summary>
+public sealed class MemoryPagesRecord
+{
+    public int Pid { get; init; }
+    public ulong AreaStart { get; init; }
+    /// <summary>Pairs [first page, page count], counted in 4096-byte pages from AreaStart.</summary>
+    public long[][] Runs { get; init; } = [];
+}

@@ -1,0 +1,56 @@
+using CrCheckpoint.Engine.State.Credentials;
+using CrCheckpoint.Engine.State.Limits;
+using CrCheckpoint.Engine.State.Memory;
+using CrCheckpoint.Engine.State.Signals;
+using CrCheckpoint.Engine.State.Timers;
+
+namespace CrCheckpoint.Engine.State.Process;
+
+/// <summary>The Process record: everything per process that is not per thread, memory or files.</summary>
+public sealed class ProcessRecord
+{
+    public int Pid { get; init; }
+    public int ParentPid { get; init; }
+    public int ProcessGroupId { get; init; }
+    public int SessionId { get; init; }
+    public int TtyNumber { get; init; }
+    public int ForegroundProcessGroup { get; init; }
+    public string Name { get; init; } = "";
+    public string Executable { get; init; } = "";
+    public FileIdentity? ExecutableIdentity { get; init; }
+    public string[] CommandLine { get; init; } = [];
+    /// <summary>The state letter of /proc/PID/stat when the checkpoint began (R, S, T...).</summary>
+    public string StateAtCheckpoint { get; init; } = "";
+    public bool WasStopped { get; init; }
+    public string WorkingDirectory { get; init; } = "";
+    public string Root { get; init; } = "/";
+    public int Umask { get; init; }
+    public uint Personality { get; init; }
+    public CredentialsRecord Credentials { get; init; } = new();
+    public List<ResourceLimitRecord> Limits { get; init; } = [];
+    public MemoryLayoutRecord MemoryLayout { get; init; } = new();
+    public SignalStateRecord Signals { get; init; } = new();
+    public List<IntervalTimerRecord> Timers { get; init; } = [];
+    public int[] ThreadIds { get; init; } = [];
+}
+
+/// <summary>Enough about a file for a restart to notice that it changed since the checkpoint.</summary>
+public sealed class FileIdentity
+{
+    public ulong Device { get; init; }
+    public ulong Inode { get; init; }
+    public long Size { get; init; }
+    public long ModifiedSeconds { get; init; }
+    public long ModifiedNanoseconds { get; init; }
+    public uint Mode { get; init; }
+
+    public static FileIdentity From(in Native.Stat st) => new()
+    {
+        Device = st.Dev, Inode = st.Ino, Size = st.Size, ModifiedSeconds = st.MtimeSec,
+        ModifiedNanoseconds = st.MtimeNsec, Mode = st.Mode,
+    };
+
+    public bool SameContentAs(FileIdentity other) =>
+        Device == other.Device && Inode == other.Inode && Size == other.Size &&
+        ModifiedSeconds == other.ModifiedSeconds && ModifiedNanoseconds == other.ModifiedNanoseconds;
+}

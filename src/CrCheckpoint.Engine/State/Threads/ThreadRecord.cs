@@ -1,0 +1,44 @@
+namespace CrCheckpoint.Engine.State.Threads;
+
+/// <summary>The Thread record: one thread's CPU state and per-thread kernel state.</summary>
+public sealed class ThreadRecord
+{
+    public int Pid { get; init; }
+    public int Tid { get; init; }
+    public string Name { get; init; } = "";
+    /// <summary>user_regs_struct in kernel order: r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs.</summary>
+    public ulong[] Registers { get; init; } = [];
+    /// <summary>The XSAVE area from PTRACE_GETREGSET NT_X86_XSTATE: x87, SSE, AVX and beyond.</summary>
+    public byte[] ExtendedState { get; init; } = [];
+    public ulong BlockedSignals { get; init; }
+    /// <summary>siginfo_t of each signal queued for this thread alone.</summary>
+    public List<byte[]> PendingSignals { get; init; } = [];
+    public AltStackRecord? AltStack { get; init; }
+    public RseqRecord? Rseq { get; init; }
+    public ulong ClearChildTid { get; init; }
+    public ulong RobustListHead { get; init; }
+    public ulong RobustListLength { get; init; }
+    public InterruptedSyscallRecord? InterruptedSyscall { get; init; }
+}
+
+public sealed class AltStackRecord
+{
+    public ulong Base { get; init; }
+    public int Flags { get; init; }
+    public ulong Size { get; init; }
+}
+
+public sealed class RseqRecord
+{
+    public ulong Address { get; init; }
+    public uint Length { get; init; }
+    public uint Signature { get; init; }
+}
+
+/// <summary>The thread was frozen inside a system call that the kernel would restart.</summary>
+public sealed class InterruptedSyscallRecord
+{
+    public long Number { get; init; }
+    /// <summary>-512 ERESTARTSYS, -513 ERESTARTNOINTR, -514 ERESTARTNOHAND, -516 ERESTART_RESTARTBLOCK.</summary>
+    public long ReturnCode { get; init; }
+}

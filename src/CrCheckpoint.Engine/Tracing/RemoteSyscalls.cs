@@ -1,0 +1,101 @@
+using CrCheckpoint.Engine.Native;
+using static CrCheckpoint.Engine.Native.Interop;
+
+namespace CrCheckpoint.Engine.Tracing;
+
+/// <summary>
+/// System calls run inside the frozen thread. Instead of poking a syscall instruction into the
+/// target (and having to put the bytes back), the thread is pointed at a `syscall` that already
+/// exists in its executable memory (the vDSO has several) and single-stepped over it: the kernel
+/// stops it again right after the call returns. All signals are blocked while this happens, so none
+/// is delivered in the middle; the original mask comes back on release.
+/// </summary>
+public sealed unsafe partial class Tracee
+{
+    private ulong _syscallAddress;
+    private ulong _scratch;
+    private bool _signalsBlocked;
+
+    public const int ScratchSize = 16384;
+
+    public bool CanRunSyscalls => _syscallAddress != 0;
+
+    /// <summary>Chooses where remote calls execute: the address of a `0f 05` in the target's code.</summary>
+    public void UseSyscallInstructionAt(ulong address) => _syscallAddress = address;
+
+    /// <summary>Runs one system call in the thread and returns its raw result (negative errno on failure).</summary>
+    public long Syscall(long number, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
+    {
+        if (_syscallAddress == 0) throw new InvalidOperationException("no syscall instruction chosen in the target");
+        if (!_signalsBlocked)
+        {
+            SetSignalMask(ulong.MaxValue);
+            _signalsBlocked = true;
+        }
+
+        var regs = _original;
+        regs.Rax = (ulong)number;
+        regs.Rdi = (ulong)a1;
+        regs.Rsi = (ulong)a2;
+        regs.Rdx = (ulong)a3;
+        regs.R10 = (ulong)a4;
+        regs.R8 = (ulong)a5;
+        regs.R9 = (ulong)a6;
+        regs.Rip = _syscallAddress;
+        // -1 keeps the kernel's syscall-restart logic away from the injected registers.
+        regs.OrigRax = ulong.MaxValue;
+        regs.Eflags &= ~0x100UL;
+        SetRegisters(regs);
+
+        while (true)
+        {
+            Resume(PTRACE_SINGLESTEP, 0);
+            var status = WaitForStop();
+            if (status.PtraceEvent != 0) continue;
+            if (status.StopSignal == Signals.SIGTRAP)
+            {
+                var after = GetRegisters();
+                if (after.Rip == _syscallAddress) continue;
+                return (long)after.Rax;
+            }
+            // Only unblockable signals get here (SIGSTOP): keep it for after the release.
+            _deferredSignals.Add(status.StopSignal);
+        }
+    }
+
+    /// <summary>Like <see cref="Syscall"/> but a negative result becomes a <see cref="NativeException"/>.</summary>
+    public long CheckedSyscall(string name, long number, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
+    {
+        var r = Syscall(number, a1, a2, a3, a4, a5, a6);
+        if (r < 0 && r > -4096) throw new NativeException($"{name} in process {Pid}", (int)-r);
+        return r;
+    }
+
+    /// <summary>A private page in the target for the pointer arguments of remote calls, unmapped on release.</summary>
+    public ulong Scratch
+    {
+        get
+        {
+            if (_scratch != 0) return _scratch;
+            const long PROT_READ = 1, PROT_WRITE = 2, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
+            _scratch = (ulong)CheckedSyscall("mmap (scratch)", Syscalls.mmap, 0, ScratchSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            return _scratch;
+        }
+    }
+
+    public void ReadScratch(Span<byte> destination, int offset = 0) =>
+        ProcessMemory.Read(Pid, _scratch + (ulong)offset, destination);
+
+    public void WriteScratch(ReadOnlySpan<byte> source, int offset = 0) =>
+        ProcessMemory.Write(Pid, _scratch + (ulong)offset, source);
+
+    private void CleanUpRemoteState()
+    {
+        if (_scratch != 0)
+        {
+            Syscall(Syscalls.munmap, (long)_scratch, ScratchSize);
+            _scratch = 0;
+        }
+        _signalsBlocked = false;
+    }
+}

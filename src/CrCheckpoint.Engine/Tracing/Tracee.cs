@@ -1,0 +1,278 @@
+using CrCheckpoint.Engine.Native;
+using static CrCheckpoint.Engine.Native.Interop;
+
+namespace CrCheckpoint.Engine.Tracing;
+
+/// <summary>
+/// One thread held with PTRACE_SEIZE. The whole compel-like surface lives here and in
+/// <see cref="RemoteSyscalls"/>: seize and freeze, registers, FPU state, signal mask, remote system
+/// calls, and <see cref="Release"/>, which puts back every register and the mask before detaching so
+/// that a traced process carries on exactly as before.
+/// All calls must come from the thread that called <see cref="Seize"/> (see <see cref="TracerThread"/>).
+/// </summary>
+public sealed unsafe partial class Tracee : IDisposable
+{
+    private Registers _original;
+    private ulong _originalSigMask;
+    private bool _attached;
+    private readonly List<int> _deferredSignals = new();
+
+    private Tracee(int pid, int tid)
+    {
+        Pid = pid;
+        Tid = tid;
+    }
+
+    public int Pid { get; }
+    public int Tid { get; }
+
+    /// <summary>The registers as they were when the thread was frozen.</summary>
+    public Registers OriginalRegisters => _original;
+
+    /// <summary>The blocked-signal mask as it was when the thread was frozen.</summary>
+    public ulong OriginalSignalMask => _originalSigMask;
+
+    /// <summary>True when the thread was in a job-control stop (SIGSTOP, SIGTSTP...) when it was seized.</summary>
+    public bool WasGroupStopped { get; private set; }
+
+    public int GroupStopSignal { get; private set; }
+
+    public bool IsAttached => _attached;
+
+    /// <summary>Attaches without stopping, then interrupts and waits until the thread is frozen.</summary>
+    public static Tracee Seize(int pid, int tid, int options = 0)
+    {
+        if (ptrace(PTRACE_SEIZE, tid, 0, options) == -1)
+        {
+            var errno = ErrnoCheck.LastErrno;
+            throw errno switch
+            {
+                (int)Errno.ESRCH => new TraceeGoneException(tid, "no such process"),
+                (int)Errno.EPERM => new UnauthorizedAccessException(
+                    $"cannot trace process {pid}: it is already being traced, or this user lacks the privilege (CAP_SYS_PTRACE) to trace it"),
+                _ => new NativeException($"ptrace(PTRACE_SEIZE, {tid})", errno),
+            };
+        }
+
+        var tracee = new Tracee(pid, tid) { _attached = true };
+        try
+        {
+            tracee.Freeze();
+            return tracee;
+        }
+        catch
+        {
+            tracee.DetachQuietly();
+            throw;
+        }
+    }
+
+    private void Freeze()
+    {
+        if (ptrace(PTRACE_INTERRUPT, Tid, 0, 0) == -1)
+            throw new NativeException($"ptrace(PTRACE_INTERRUPT, {Tid})", ErrnoCheck.LastErrno);
+
+        while (true)
+        {
+            var status = WaitForStop();
+            if (status.PtraceEvent == PTRACE_EVENT_STOP)
+            {
+                var sig = status.StopSignal;
+                if (sig is Signals.SIGSTOP or Signals.SIGTSTP or Signals.SIGTTIN or Signals.SIGTTOU)
+                {
+                    WasGroupStopped = true;
+                    GroupStopSignal = sig;
+                }
+                break;
+            }
+
+            if (status.PtraceEvent != 0)
+            {
+                // Some other event (a fork or clone seen before the interrupt landed): let it go on.
+                Resume(PTRACE_CONT, 0);
+                continue;
+            }
+
+            // A signal was about to be delivered when we attached: deliver it as the kernel would have,
+            // the interrupt we queued still stops the thread right after.
+            Resume(PTRACE_CONT, status.StopSignal);
+        }
+
+        _original = GetRegisters();
+        _originalSigMask = GetSignalMask();
+    }
+
+    /// <summary>Waits for this thread's next stop; exits and kills become <see cref="TraceeGoneException"/>.</summary>
+    public WaitStatus WaitForStop()
+    {
+        while (true)
+        {
+            int raw;
+            var r = waitpid(Tid, &raw, __WALL);
+            if (r == -1)
+            {
+                var errno = ErrnoCheck.LastErrno;
+                if (errno == (int)Errno.EINTR) continue;
+                _attached = false;
+                throw new TraceeGoneException(Tid, $"waitpid: {Marshal.GetPInvokeErrorMessage(errno)}");
+            }
+
+            var status = new WaitStatus(raw);
+            if (status.Exited || status.Signaled)
+            {
+                _attached = false;
+                throw new TraceeGoneException(Tid, status.ToString());
+            }
+            return status;
+        }
+    }
+
+    private void Resume(int request, int signal)
+    {
+        if (ptrace(request, Tid, 0, signal) == -1)
+            throw new NativeException($"ptrace({request}, {Tid})", ErrnoCheck.LastErrno);
+    }
+
+    public Registers GetRegisters()
+    {
+        Registers regs;
+        if (ptrace(PTRACE_GETREGS, Tid, 0, (nint)(&regs)) == -1)
+            throw new NativeException($"ptrace(PTRACE_GETREGS, {Tid})", ErrnoCheck.LastErrno);
+        return regs;
+    }
+
+    public void SetRegisters(in Registers regs)
+    {
+        fixed (Registers* p = &regs)
+        {
+            if (ptrace(PTRACE_SETREGS, Tid, 0, (nint)p) == -1)
+                throw new NativeException($"ptrace(PTRACE_SETREGS, {Tid})", ErrnoCheck.LastErrno);
+        }
+    }
+
+    /// <summary>The full XSAVE area (x87, SSE, AVX and whatever else the CPU has enabled).</summary>
+    public byte[] GetExtendedState()
+    {
+        var buffer = new byte[64 * 1024];
+        fixed (byte* p = buffer)
+        {
+            var iov = new IoVec { Base = (nint)p, Length = (nuint)buffer.Length };
+            if (ptrace(PTRACE_GETREGSET, Tid, NT_X86_XSTATE, (nint)(&iov)) == -1)
+                throw new NativeException($"ptrace(PTRACE_GETREGSET NT_X86_XSTATE, {Tid})", ErrnoCheck.LastErrno);
+            return buffer.AsSpan(0, (int)iov.Length).ToArray();
+        }
+    }
+
+    public void SetExtendedState(byte[] xstate)
+    {
+        fixed (byte* p = xstate)
+        {
+            var iov = new IoVec { Base = (nint)p, Length = (nuint)xstate.Length };
+            if (ptrace(PTRACE_SETREGSET, Tid, NT_X86_XSTATE, (nint)(&iov)) == -1)
+                throw new NativeException($"ptrace(PTRACE_SETREGSET NT_X86_XSTATE, {Tid})", ErrnoCheck.LastErrno);
+        }
+    }
+
+    public ulong GetSignalMask()
+    {
+        ulong mask;
+        if (ptrace(PTRACE_GETSIGMASK, Tid, sizeof(ulong), (nint)(&mask)) == -1)
+            throw new NativeException($"ptrace(PTRACE_GETSIGMASK, {Tid})", ErrnoCheck.LastErrno);
+        return mask;
+    }
+
+    public void SetSignalMask(ulong mask)
+    {
+        if (ptrace(PTRACE_SETSIGMASK, Tid, sizeof(ulong), (nint)(&mask)) == -1)
+            throw new NativeException($"ptrace(PTRACE_SETSIGMASK, {Tid})", ErrnoCheck.LastErrno);
+    }
+
+    /// <summary>The rseq area the thread registered (glibc registers one per thread), or null.</summary>
+    public PtraceRseqConfiguration? GetRseqConfiguration()
+    {
+        PtraceRseqConfiguration config;
+        var r = ptrace(PTRACE_GET_RSEQ_CONFIGURATION, Tid, sizeof(PtraceRseqConfiguration), (nint)(&config));
+        if (r == -1) return null;
+        return config.RseqAbiPointer == 0 ? null : config;
+    }
+
+    /// <summary>Pending signals with their siginfo (128 bytes each), private or process-wide queue.</summary>
+    public List<byte[]> PeekPendingSignals(bool shared)
+    {
+        var result = new List<byte[]>();
+        var buffer = new byte[128];
+        for (ulong offset = 0; ; offset++)
+        {
+            var args = new PtracePeekSigInfoArgs { Offset = offset, Flags = shared ? (uint)PTRACE_PEEKSIGINFO_SHARED : 0, Count = 1 };
+            fixed (byte* p = buffer)
+            {
+                var n = ptrace(PTRACE_PEEKSIGINFO, Tid, (nint)(&args), (nint)p);
+                if (n == -1) throw new NativeException($"ptrace(PTRACE_PEEKSIGINFO, {Tid})", ErrnoCheck.LastErrno);
+                if (n == 0) break;
+            }
+            result.Add((byte[])buffer.Clone());
+        }
+        return result;
+    }
+
+    /// <summary>Sends a signal to the whole process while it is still held, so it acts on release.</summary>
+    public void SendSignal(int signal)
+    {
+        if (Interop.kill(Pid, signal) == -1)
+            throw new NativeException($"kill({Pid}, {Signals.Name(signal)})", ErrnoCheck.LastErrno);
+    }
+
+    /// <summary>
+    /// Puts back the registers and signal mask the thread was frozen with, then detaches.
+    /// Signals that arrived while remote calls ran are re-sent so that none is lost.
+    /// </summary>
+    public void Release()
+    {
+        if (!_attached) return;
+        CleanUpRemoteState();
+        SetRegisters(_original);
+        SetSignalMask(_originalSigMask);
+        if (ptrace(PTRACE_DETACH, Tid, 0, 0) == -1)
+        {
+            var errno = ErrnoCheck.LastErrno;
+            _attached = false;
+            if (errno != (int)Errno.ESRCH) throw new NativeException($"ptrace(PTRACE_DETACH, {Tid})", errno);
+        }
+        _attached = false;
+        foreach (var sig in _deferredSignals) Interop.kill(Pid, sig);
+        _deferredSignals.Clear();
+    }
+
+    /// <summary>Detaches after a failure, putting back what can be put back and swallowing errors.</summary>
+    public void DetachQuietly()
+    {
+        if (!_attached) return;
+        try { Release(); }
+        catch
+        {
+            ptrace(PTRACE_DETACH, Tid, 0, 0);
+            _attached = false;
+        }
+    }
+
+    /// <summary>Kills the process and waits until the kernel reports it gone, so its pid is free.</summary>
+    public void KillAndReap()
+    {
+        Interop.kill(Pid, Signals.SIGKILL);
+        if (!_attached) return;
+        while (true)
+        {
+            int raw;
+            var r = waitpid(Tid, &raw, __WALL);
+            if (r == -1 && ErrnoCheck.LastErrno == (int)Errno.EINTR) continue;
+            if (r == -1) break;
+            var status = new WaitStatus(raw);
+            if (status.Exited || status.Signaled) break;
+            // A ptrace-exit stop or a stop racing the kill: let it go on dying.
+            ptrace(PTRACE_CONT, Tid, 0, 0);
+        }
+        _attached = false;
+    }
+
+    public void Dispose() => DetachQuietly();
+}
