@@ -1,0 +1,30 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace CrCheckpoint.Engine.Format;
+
+/// <summary>The one JSON configuration for record metadata, so that every writer and reader agree on it.</summary>
+public static class ContextJson
+{
+    /// <summary>
+    /// camelCase names, enums as camelCase strings, no indentation, nulls omitted. Unknown properties are ignored
+    /// when reading, which is what lets a minor version add metadata fields. The instance is read-only.
+    /// </summary>
+    public static JsonSerializerOptions Options { get; } = Create();
+
+    private static JsonSerializerOptions Create()
+    {
+        var options = new JsonSerializerOptions
+        {
+            PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+            DictionaryKeyPolicy = null,
+            WriteIndented = false,
+            DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+            PropertyNameCaseInsensitive = false,
+            NumberHandling = JsonNumberHandling.Strict,
+        };
+        options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: true));
+        options.MakeReadOnly(populateMissingResolver: true);
+        return options;
+    }
+}

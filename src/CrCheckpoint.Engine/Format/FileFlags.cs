@@ -1,0 +1,17 @@
+namespace CrCheckpoint.Engine.Format;
+
+/// <summary>
+/// Flags in the file header. The low 16 bits are compatible (a reader ignores bits it does not know); the high 16
+/// bits are incompatible (a reader refuses a file with a bit it does not know), so a minor version can add either kind.
+/// </summary>
+[Flags]
+internal enum FileFlags : uint
+{
+    None = 0,
+
+    /// <summary>Data of every record with data starts at a multiple of the header's alignment field.</summary>
+    DataAligned = 1,
+
+    IncompatibleMask = 0xFFFF_0000,
+    KnownIncompatible = 0,
+}

@@ -1,0 +1,68 @@
+using System.Text.Json;
+
+namespace CrCheckpoint.Engine.Format;
+
+/// <summary>One record as seen by <see cref="ContextReader.ReadNext"/>. Its metadata has been verified against its checksum.</summary>
+public sealed class RecordInfo
+{
+    internal RecordInfo(RecordKind kind, RecordFlags flags, byte[] metadata, long dataLength, long dataOffset, long recordOffset, long sequence)
+    {
+        Kind = kind;
+        Flags = flags;
+        Metadata = metadata;
+        DataLength = dataLength;
+        DataOffset = dataOffset;
+        RecordOffset = recordOffset;
+        Sequence = sequence;
+    }
+
+    public RecordKind Kind { get; }
+
+    public RecordFlags Flags { get; }
+
+    /// <summary>The metadata bytes (UTF-8 JSON for every kind version 1 defines).</summary>
+    public byte[] Metadata { get; }
+
+    public long DataLength { get; }
+
+    /// <summary>
+    /// Position of the first data byte in the source stream (a file offset, suitable for mapping when the file is
+    /// aligned), or -1 when the source cannot seek, because then there is no file to find the data in later.
+    /// </summary>
+    public long DataOffset { get; }
+
+    /// <summary>
+    /// The data checksum from the record's trailer, once the data has been consumed or skipped; 0 before.
+    /// When the data was skipped by seeking, it was taken from the trailer without verification.
+    /// </summary>
+    public ulong DataChecksum { get; internal set; }
+
+    /// <summary>Whether <see cref="DataChecksum"/> has been read from the trailer.</summary>
+    public bool DataChecksumKnown { get; internal set; }
+
+    /// <summary>Position of the record header in the source stream (bytes from the start of the context when it cannot seek).</summary>
+    public long RecordOffset { get; }
+
+    /// <summary>Index of the record in the file, counting from 0 and including skipped records.</summary>
+    public long Sequence { get; }
+
+    /// <summary>Deserializes the metadata with <see cref="ContextJson.Options"/>.</summary>
+    /// <exception cref="ContextFormatException">The metadata is not JSON of the expected shape (<see cref="ContextFormatError.Corrupt"/>).</exception>
+    public T GetMetadata<T>()
+    {
+        try
+        {
+            var value = JsonSerializer.Deserialize<T>(Metadata, ContextJson.Options);
+            return value ?? throw new JsonException("The metadata is JSON null.");
+        }
+        catch (JsonException e)
+        {
+            // The checksum matched, so the bytes are what the writer wrote: the writer and reader disagree on the schema.
+            throw new ContextFormatException(ContextFormatError.Corrupt, RecordOffset,
+                $"The metadata of the {Kind} record at byte {RecordOffset} cannot be read as {typeof(T).Name}: {e.Message} " +
+                "The file was written by a program that does not follow the context format; it cannot be restored.", e);
+        }
+    }
+
+    public override string ToString() => $"{Kind} record #{Sequence} at {RecordOffset}: {Metadata.Length} bytes metadata, {DataLength} bytes data";
+}
