@@ -1,0 +1,43 @@
+using CrCheckpoint.Engine.State.Files;
+using CrCheckpoint.Engine.State.Memory;
+using CrCheckpoint.Engine.State.Process;
+using CrCheckpoint.Engine.State.Threads;
+
+namespace CrCheckpoint.Engine.Image;
+
+/// <summary>One process as a context file holds it: its records, and where its data lies in the file.</summary>
+public sealed class ProcessImage
+{
+    public required ProcessRecord Process { get; init; }
+    public List<ThreadRecord> Threads { get; } = [];
+    public MemoryMapRecord Map { get; set; } = new();
+    public FileTableRecord Files { get; set; } = new();
+    public List<PagesImage> Pages { get; } = [];
+    public List<FileContentImage> FileContents { get; } = [];
+
+    public int Pid => Process.Pid;
+    public string Name => Process.Name;
+    public string Executable => Process.Executable;
+
+    /// <summary>Each memory area with how much of it the context holds and the checksum of those bytes.</summary>
+    public IEnumerable<MemoryRegionView> Regions => Map.Areas.Select(a =>
+    {
+        var pages = Pages.FirstOrDefault(p => p.Record.AreaStart == a.Start);
+        return new MemoryRegionView(a.Start, a.End, a.Protection, a.Kind, a.Path, a.SavedPages, a.SavedPages * 4096,
+            pages is null ? null : $"{pages.DataChecksum:x16}", pages?.Record.Runs ?? [], pages?.DataOffset ?? -1);
+    });
+}
+
+/// <summary>A MemoryPages record: which pages, and where their bytes start in the file.</summary>
+public sealed record PagesImage(MemoryPagesRecord Record, long DataOffset, long DataLength, ulong DataChecksum);
+
+/// <summary>A FileContent record and where the file's bytes start in the context file.</summary>
+public sealed record FileContentImage(FileContentRecord Record, long DataOffset, long DataLength, ulong DataChecksum);
+
+/// <summary>What Get-CrContext shows of one memory area. DataChecksum is XxHash3-64 of the saved bytes, in order.</summary>
+public sealed record MemoryRegionView(
+    ulong Start, ulong End, string Protection, MemoryAreaKind Kind, string Path, long SavedPages, long SavedBytes,
+    string? DataChecksum, long[][] SavedRuns, long DataOffset)
+{
+    public string Range => $"{Start:x}-{End:x}";
+}
