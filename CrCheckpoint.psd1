@@ -13,6 +13,7 @@
         'Invoke-CrCheckpoint'
         'Get-CrContext'
         'Get-CrCheckpointable'
+        'Invoke-CrRestart'
     )
     FunctionsToExport      = @()
     AliasesToExport        = @()

@@ -1,1 +1,3 @@
 global using System.Runtime.InteropServices;
+
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using CrCheckpoint.Engine.Checkpoint;
 using CrCheckpoint.Engine.Format;
+using CrCheckpoint.Engine.Restart;
 
 namespace CrCheckpoint.PowerShell;
 
@@ -25,6 +26,22 @@ internal static class ErrorRecords
         if (withMessages && e.Messages.Count > 0)
             record.ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = string.Join(Environment.NewLine, e.Messages) };
         return record;
+    }
+
+    public static ErrorRecord For(RestartException e)
+    {
+        var category = e.Failure switch
+        {
+            RestartFailure.ContextNotFound => ErrorCategory.ObjectNotFound,
+            RestartFailure.ContextInvalid => ErrorCategory.InvalidData,
+            RestartFailure.PidInUse => ErrorCategory.ResourceExists,
+            RestartFailure.FileMissing => ErrorCategory.ObjectNotFound,
+            RestartFailure.FileChanged => ErrorCategory.InvalidData,
+            RestartFailure.Unsupported => ErrorCategory.NotImplemented,
+            RestartFailure.PermissionDenied => ErrorCategory.PermissionDenied,
+            _ => ErrorCategory.InvalidOperation,
+        };
+        return new ErrorRecord(e, $"Restart.{e.Failure}", category, e.Target);
     }
 
     public static ErrorRecord For(ContextFormatException e, string path) =>

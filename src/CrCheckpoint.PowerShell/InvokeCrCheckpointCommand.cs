@@ -10,7 +10,7 @@ namespace CrCheckpoint.PowerShell;
 /// </summary>
 [Cmdlet(VerbsLifecycle.Invoke, "CrCheckpoint", SupportsShouldProcess = true, DefaultParameterSetName = ById)]
 [OutputType(typeof(CheckpointResult))]
-public sealed class InvokeCrCheckpointCommand : PSCmdlet
+public sealed class InvokeCrCheckpointCommand : AfterActionCmdlet
 {
     private const string ById = "Id";
     private const string ByProcess = "InputObject";
@@ -54,18 +54,6 @@ public sealed class InvokeCrCheckpointCommand : PSCmdlet
     [Parameter] public SwitchParameter NoClobber { get; set; }
     /// <summary>--nosync: skip the fsync calls.</summary>
     [Parameter] public SwitchParameter NoSync { get; set; }
-
-    /// <summary>--run (default): let the process go on.</summary>
-    [Parameter] public SwitchParameter Run { get; set; }
-    [Parameter] public SwitchParameter Stop { get; set; }
-    [Parameter] public SwitchParameter Term { get; set; }
-    [Parameter] public SwitchParameter Abort { get; set; }
-    [Parameter] public SwitchParameter Kill { get; set; }
-    [Parameter] public SwitchParameter Cont { get; set; }
-    /// <summary>--signal NUM: send this signal after the checkpoint.</summary>
-    [Parameter]
-    [ValidateRange(1, 64)]
-    public int? Signal { get; set; }
 
     /// <summary>--save-exe, --save-private, --save-shared, --save-all, --save-none, applied left to right.</summary>
     [Parameter]
@@ -116,7 +104,7 @@ public sealed class InvokeCrCheckpointCommand : PSCmdlet
         foreach (var (id, target) in _targets)
         {
             var destination = Fd is { } fd ? $"descriptor {fd}" : Path ?? $"context.{id}";
-            if (!ShouldProcess($"process {id}", $"Checkpoint to {destination}{(after == AfterCheckpoint.Run ? "" : $" and then {after}")}"))
+            if (!ShouldProcess($"process {id}", $"Checkpoint to {destination}{(after == AfterAction.Run ? "" : $" and then {after}")}"))
                 continue;
 
             var request = new CheckpointRequest
@@ -155,24 +143,6 @@ public sealed class InvokeCrCheckpointCommand : PSCmdlet
                 WriteError(ErrorRecords.For(e, target, KernelMessages != KernelMessages.None));
             }
         }
-    }
-
-    private AfterCheckpoint ChooseAfter(out int signal)
-    {
-        var chosen = new List<(string Name, AfterCheckpoint After, int Signal)>();
-        if (Run) chosen.Add(("-Run", AfterCheckpoint.Run, 0));
-        if (Stop) chosen.Add(("-Stop", AfterCheckpoint.Stop, 0));
-        if (Term) chosen.Add(("-Term", AfterCheckpoint.Term, 0));
-        if (Abort) chosen.Add(("-Abort", AfterCheckpoint.Abort, 0));
-        if (Kill) chosen.Add(("-Kill", AfterCheckpoint.Kill, 0));
-        if (Cont) chosen.Add(("-Cont", AfterCheckpoint.Cont, 0));
-        if (Signal is { } n) chosen.Add(("-Signal", AfterCheckpoint.Signal, n));
-        if (chosen.Count > 1)
-            ThrowTerminatingError(new ErrorRecord(
-                new ArgumentException($"{string.Join(", ", chosen.Select(c => c.Name))} were all given: choose one thing to do after the checkpoint."),
-                "ConflictingAfterCheckpoint", ErrorCategory.InvalidArgument, null));
-        signal = chosen.Count == 1 ? chosen[0].Signal : 0;
-        return chosen.Count == 1 ? chosen[0].After : AfterCheckpoint.Run;
     }
 
     private ReplacePolicy ChooseReplace()

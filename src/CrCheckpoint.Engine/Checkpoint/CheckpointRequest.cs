@@ -5,8 +5,8 @@ namespace CrCheckpoint.Engine.Checkpoint;
 /// <summary>The man page's --tree, --pid, --pgid and --sid.</summary>
 public enum CheckpointScope { Tree, Process, Group, Session }
 
-/// <summary>The man page's --run, --stop, --term, --abort, --kill, --cont and --signal.</summary>
-public enum AfterCheckpoint { Run, Stop, Term, Abort, Kill, Cont, Signal }
+/// <summary>What happens to the processes once a checkpoint or restart is done: the man page's --run, --stop, --term, --abort, --kill, --cont and --signal.</summary>
+public enum AfterAction { Run, Stop, Term, Abort, Kill, Cont, Signal }
 
 /// <summary>--atomic, --backup, --clobber, --noclobber.</summary>
 public enum ReplacePolicy { Atomic, Backup, Clobber, NoClobber }
@@ -33,8 +33,8 @@ public sealed class CheckpointRequest
     /// <summary>--backup=NAME; null gives numbered backups (.~1~, .~2~...).</summary>
     public string? BackupPath { get; init; }
     public bool Sync { get; init; } = true;
-    public AfterCheckpoint After { get; init; } = AfterCheckpoint.Run;
-    /// <summary>The signal for <see cref="AfterCheckpoint.Signal"/>.</summary>
+    public AfterAction After { get; init; } = AfterAction.Run;
+    /// <summary>The signal for <see cref="AfterAction.Signal"/>.</summary>
     public int Signal { get; init; }
     public SaveMappedFiles Save { get; init; } = SaveMappedFiles.None;
     public PtracedPolicy Ptraced { get; init; } = PtracedPolicy.Error;

@@ -10,7 +10,7 @@ public sealed class CheckpointResult
     public TimeSpan Duration { get; init; }
     /// <summary>How long the processes were stopped.</summary>
     public TimeSpan FrozenFor { get; init; }
-    public AfterCheckpoint After { get; init; }
+    public AfterAction After { get; init; }
     public int Signal { get; init; }
     public string? BackupPath { get; init; }
     /// <summary>The engine's account of what it did (BLCR's "kernel messages").</summary>

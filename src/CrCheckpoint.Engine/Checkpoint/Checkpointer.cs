@@ -152,16 +152,7 @@ public static class Checkpointer
         return memoryBytes;
     }
 
-    private static int SignalFor(CheckpointRequest request) => request.After switch
-    {
-        AfterCheckpoint.Stop => Signals.SIGSTOP,
-        AfterCheckpoint.Term => Signals.SIGTERM,
-        AfterCheckpoint.Abort => Signals.SIGABRT,
-        AfterCheckpoint.Kill => Signals.SIGKILL,
-        AfterCheckpoint.Cont => Signals.SIGCONT,
-        AfterCheckpoint.Signal => request.Signal,
-        _ => 0,
-    };
+    private static int SignalFor(CheckpointRequest request) => AfterActionSignal.For(request.After, request.Signal);
 
     /// <summary>
     /// When the processes go on running, they are released before the fsync so they are frozen no

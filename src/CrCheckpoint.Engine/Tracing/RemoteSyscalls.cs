@@ -83,6 +83,26 @@ public sealed unsafe partial class Tracee
         }
     }
 
+    /// <summary>Maps the scratch page at a chosen free address (MAP_FIXED_NOREPLACE), where a rebuild will not map over it.</summary>
+    public void MapScratchAt(ulong address)
+    {
+        const long PROT_READ = 1, PROT_WRITE = 2, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
+        _scratch = (ulong)CheckedSyscall("mmap (scratch)", Syscalls.mmap, (long)address, ScratchSize, PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (_scratch != address) throw new InvalidOperationException($"scratch page landed at 0x{_scratch:x}, not 0x{address:x}");
+    }
+
+    public ulong SyscallInstructionAddress => _syscallAddress;
+
+    /// <summary>Copies a NUL-terminated string into the scratch page and returns its address in the target.</summary>
+    public long ScratchString(string value, int offset = 0)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(value + "\0");
+        if (offset + bytes.Length > ScratchSize) throw new ArgumentException($"path too long for a remote call: {value}");
+        WriteScratch(bytes, offset);
+        return (long)Scratch + offset;
+    }
+
     public void ReadScratch(Span<byte> destination, int offset = 0) =>
         ProcessMemory.Read(Pid, _scratch + (ulong)offset, destination);
 

@@ -102,6 +102,31 @@ public sealed unsafe partial class Tracee : IDisposable
         _originalSigMask = GetSignalMask();
     }
 
+    /// <summary>
+    /// Takes over a thread the kernel attached to us on its own (a clone of a tracee with
+    /// PTRACE_O_TRACECLONE/TRACEFORK): waits for its first stop instead of seizing it.
+    /// </summary>
+    public static Tracee Adopt(int pid, int tid)
+    {
+        var tracee = new Tracee(pid, tid) { _attached = true };
+        var status = tracee.WaitForStop();
+        if (status.PtraceEvent != PTRACE_EVENT_STOP)
+            throw new InvalidOperationException($"new process {tid} first stopped with {status}, expected its attach stop");
+        tracee._original = tracee.GetRegisters();
+        tracee._originalSigMask = tracee.GetSignalMask();
+        return tracee;
+    }
+
+    /// <summary>
+    /// Replaces what <see cref="Release"/> will put back: a rebuilt process leaves with the
+    /// checkpointed registers and mask, not those it was created with.
+    /// </summary>
+    public void SetFinalState(in Registers registers, ulong signalMask)
+    {
+        _original = registers;
+        _originalSigMask = signalMask;
+    }
+
     /// <summary>Waits for this thread's next stop; exits and kills become <see cref="TraceeGoneException"/>.</summary>
     public WaitStatus WaitForStop()
     {

@@ -1,4 +1,4 @@
-namespace CrCheckpoint.Engine.Checkpoint;
+namespace CrCheckpoint.Engine;
 
 /// <summary>The engine's running account of a checkpoint or restart (BLCR's "kernel messages").</summary>
 public sealed class MessageLog(Action<string>? progress)

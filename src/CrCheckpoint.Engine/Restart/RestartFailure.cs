@@ -1,0 +1,24 @@
+namespace CrCheckpoint.Engine.Restart;
+
+public enum RestartFailure
+{
+    ContextNotFound,
+    /// <summary>Truncated, corrupt, foreign or too new.</summary>
+    ContextInvalid,
+    /// <summary>The original pid belongs to a running process.</summary>
+    PidInUse,
+    FileMissing,
+    FileChanged,
+    Unsupported,
+    PermissionDenied,
+    Failed,
+}
+
+public sealed class RestartException(RestartFailure failure, string message, string? target = null, Exception? inner = null)
+    : Exception(message, inner)
+{
+    public RestartFailure Failure { get; } = failure;
+    /// <summary>The file or process the failure is about.</summary>
+    public string? Target { get; } = target;
+    public IReadOnlyList<string> Messages { get; init; } = [];
+}

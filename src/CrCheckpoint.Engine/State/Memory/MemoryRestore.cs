@@ -1,0 +1,210 @@
+using CrCheckpoint.Engine.Image;
+using CrCheckpoint.Engine.Native;
+using CrCheckpoint.Engine.Proc;
+using CrCheckpoint.Engine.Restart;
+using CrCheckpoint.Engine.Tracing;
+using static CrCheckpoint.Engine.Native.Interop;
+
+namespace CrCheckpoint.Engine.State.Memory;
+
+/// <summary>
+/// Rebuilds an address space inside a fresh traced process: the kernel's own mappings (vDSO, vvar)
+/// are moved to where they were, everything of the stub is unmapped, and each saved area is mapped
+/// again. Saved pages are read straight from the context file by the process itself (a remote
+/// pread64 per run): one copy, done by the kernel, nothing through the engine.
+/// </summary>
+public static class MemoryRestore
+{
+    private const long PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
+    private const long MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_GROWSDOWN = 0x100, MAP_NORESERVE = 0x4000;
+    private const long MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
+    private const long MaxReadChunk = 0x7fff_f000;
+
+    private static readonly MemoryAreaKind[] KernelKinds = [MemoryAreaKind.Vvar, MemoryAreaKind.VvarVclock, MemoryAreaKind.Vdso];
+
+    /// <summary>Refuses a restart whose mapped files are missing or changed, before anything is built.</summary>
+    public static void CheckFiles(ProcessImage process, PathRelocator relocate)
+    {
+        foreach (var area in process.Map.Areas)
+        {
+            if (area.Kind is not (MemoryAreaKind.PrivateFile or MemoryAreaKind.SharedFile) || area.SavedFileKey is not null) continue;
+            var path = relocate.Map(StripDeleted(area.Path));
+            if (!File.Exists(path))
+                throw new RestartException(RestartFailure.FileMissing,
+                    $"{path} is mapped by process {process.Pid} ({process.Name}) but does not exist. Put it back, use -Relocate, or checkpoint with -SavePrivate/-SaveAll so that it travels in the context file.", path);
+            if (area.File is { } saved && Identity(path) is { } now &&
+                (now.Size != saved.Size || now.ModifiedSeconds != saved.ModifiedSeconds || now.ModifiedNanoseconds != saved.ModifiedNanoseconds))
+                throw new RestartException(RestartFailure.FileChanged,
+                    $"{path}, mapped by process {process.Pid} ({process.Name}), changed since the checkpoint (size {saved.Size} -> {now.Size}, modified {DateTimeOffset.FromUnixTimeSeconds(saved.ModifiedSeconds):u} -> {DateTimeOffset.FromUnixTimeSeconds(now.ModifiedSeconds):u}); restarting would run the program against different bytes. Restore the original file, or checkpoint with -SavePrivate/-SaveAll.", path);
+        }
+    }
+
+    private static unsafe Process.FileIdentity? Identity(string path)
+    {
+        Stat st;
+        return fstatat(AT_FDCWD, path, &st, 0) == 0 ? Process.FileIdentity.From(st) : null;
+    }
+
+    private static string StripDeleted(string path) =>
+        path.EndsWith(" (deleted)", StringComparison.Ordinal) ? path[..^" (deleted)".Length] : path;
+
+    /// <summary>Moves the vDSO and vvar pages of the new process to the saved addresses (same kernel, same sizes).</summary>
+    public static void PlaceKernelMappings(Tracee tracee, List<MemoryArea> current, IReadOnlyList<MemoryAreaRecord> saved)
+    {
+        var moves = new List<(MemoryArea From, MemoryAreaRecord To)>();
+        foreach (var kind in KernelKinds)
+        {
+            var want = saved.FirstOrDefault(a => a.Kind == kind);
+            var have = current.FirstOrDefault(a => MemoryCapture.Classify(a) == kind);
+            if (want is null && have is null) continue;
+            if (want is null || have is null || want.End - want.Start != have.Length)
+                throw new RestartException(RestartFailure.Unsupported,
+                    $"the kernel's {kind} mapping differs from the one at checkpoint time (checkpointed on another kernel?); the program would crash. Restart on the kernel that took the checkpoint.");
+            moves.Add((have, want));
+        }
+        if (moves.All(m => m.From.Start == m.To.Start)) return;
+
+        // Special mappings cannot be split, and moving one onto another destroys the other: if any
+        // destination overlaps any current one, park them all in a free range first.
+        var used = current.Select(a => (a.Start, a.End)).Concat(saved.Select(a => (a.Start, a.End))).ToList();
+        var overlap = moves.Any(m => moves.Any(n => m.To.Start < n.From.End && n.From.Start < m.To.End && !(m.From == n.From && m.To.Start == n.From.Start)));
+        var positions = moves.ToDictionary(m => m.From, m => m.From.Start);
+        if (overlap)
+        {
+            var total = (ulong)moves.Sum(m => (long)m.From.Length);
+            var park = AddressSpace.FindFree(used, total);
+            foreach (var m in moves)
+            {
+                Move(tracee, positions[m.From], m.From.Length, park);
+                positions[m.From] = park;
+                park += m.From.Length;
+            }
+        }
+        foreach (var m in moves) Move(tracee, positions[m.From], m.From.Length, m.To.Start);
+    }
+
+    private static void Move(Tracee tracee, ulong from, ulong length, ulong to)
+    {
+        if (from == to) return;
+        var syscallAt = tracee.SyscallInstructionAddress;
+        tracee.CheckedSyscall("mremap (kernel mapping)", Syscalls.mremap, (long)from, (long)length, (long)length, MREMAP_MAYMOVE | MREMAP_FIXED, (long)to);
+        // Remote calls run on a syscall instruction inside the vDSO: it moves with it.
+        if (syscallAt >= from && syscallAt < from + length) tracee.UseSyscallInstructionAt(syscallAt - from + to);
+    }
+
+    /// <summary>Unmaps every range of user space except the given ones (the kernel mappings and the scratch page).</summary>
+    public static void UnmapAllExcept(Tracee tracee, IEnumerable<(ulong Start, ulong End)> keep)
+    {
+        var cursor = AddressSpace.Lowest;
+        foreach (var (start, end) in keep.OrderBy(k => k.Start))
+        {
+            if (start >= AddressSpace.Highest) break;
+            if (start > cursor) tracee.CheckedSyscall("munmap", Syscalls.munmap, (long)cursor, (long)(start - cursor));
+            cursor = Math.Max(cursor, end);
+        }
+        if (cursor < AddressSpace.Highest)
+            tracee.CheckedSyscall("munmap", Syscalls.munmap, (long)cursor, (long)(AddressSpace.Highest - cursor));
+    }
+
+    /// <summary>
+    /// Maps every saved area and fills in its saved pages. The context file must be open in the
+    /// target as <paramref name="contextFd"/>. Returns the bytes of memory read from the context.
+    /// </summary>
+    public static long MapAreas(Tracee tracee, ProcessImage process, int contextFd, PathRelocator relocate)
+    {
+        var openFiles = new Dictionary<(string, bool), long>();
+        var toProtect = new List<MemoryAreaRecord>();
+        long bytes = 0;
+        try
+        {
+            foreach (var area in process.Map.Areas)
+            {
+                if (area.Kind is MemoryAreaKind.Vdso or MemoryAreaKind.Vvar or MemoryAreaKind.VvarVclock or MemoryAreaKind.Vsyscall or MemoryAreaKind.Special)
+                    continue;
+                var pages = process.Pages.FirstOrDefault(p => p.Record.AreaStart == area.Start);
+                var prot = Protection(area.Protection);
+                var mapProt = pages is null ? prot : prot | PROT_WRITE;
+                var length = (long)(area.End - area.Start);
+                var shared = area.Protection[3] == 's';
+
+                long fd = -1, offset = 0, flags = MAP_FIXED;
+                switch (area.Kind)
+                {
+                    case MemoryAreaKind.PrivateFile or MemoryAreaKind.SharedFile when area.SavedFileKey is not null:
+                        var content = process.FileContents.First(f => f.Record.Key == area.SavedFileKey);
+                        if (content.DataOffset < 0 || content.DataOffset % 4096 != 0)
+                            throw new RestartException(RestartFailure.Unsupported,
+                                $"the saved copy of {area.Path} is not page-aligned in the context file (was it written to a pipe?); it cannot be mapped.");
+                        fd = contextFd;
+                        offset = content.DataOffset + (long)area.Offset;
+                        flags |= MAP_PRIVATE;
+                        break;
+                    case MemoryAreaKind.PrivateFile or MemoryAreaKind.SharedFile:
+                        var writable = shared && area.Protection[1] == 'w';
+                        fd = OpenInTarget(tracee, openFiles, relocate.Map(StripDeleted(area.Path)), writable);
+                        offset = (long)area.Offset;
+                        flags |= shared ? MAP_SHARED : MAP_PRIVATE;
+                        break;
+                    case MemoryAreaKind.SharedAnonymous:
+                        flags |= MAP_SHARED | MAP_ANONYMOUS;
+                        break;
+                    default:
+                        flags |= MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (area.GrowsDown ? MAP_GROWSDOWN : 0);
+                        break;
+                }
+
+                var at = tracee.CheckedSyscall($"mmap of {area.Path} at 0x{area.Start:x}", Syscalls.mmap, (long)area.Start, length, mapProt, flags, fd, offset);
+                if ((ulong)at != area.Start) throw new InvalidOperationException($"mmap placed 0x{area.Start:x} at 0x{at:x}");
+
+                if (pages is not null)
+                {
+                    bytes += FillPages(tracee, area, pages, contextFd);
+                    if (mapProt != prot) toProtect.Add(area);
+                }
+            }
+            foreach (var area in toProtect)
+                tracee.CheckedSyscall("mprotect", Syscalls.mprotect, (long)area.Start, (long)(area.End - area.Start), Protection(area.Protection));
+        }
+        finally
+        {
+            foreach (var fd in openFiles.Values) tracee.Syscall(Syscalls.close, fd);
+        }
+        return bytes;
+    }
+
+    private static long FillPages(Tracee tracee, MemoryAreaRecord area, PagesImage pages, int contextFd)
+    {
+        if (pages.DataOffset < 0)
+            throw new RestartException(RestartFailure.Unsupported, "the context's page data has no file offset (it was read from a pipe); restart from a regular file.");
+        var source = pages.DataOffset;
+        foreach (var run in pages.Record.Runs)
+        {
+            var address = (long)area.Start + run[0] * 4096;
+            var remaining = run[1] * 4096;
+            while (remaining > 0)
+            {
+                var chunk = Math.Min(remaining, MaxReadChunk);
+                var n = tracee.CheckedSyscall($"pread64 of saved pages into 0x{address:x}", Syscalls.pread64, contextFd, address, chunk, source);
+                if (n <= 0) throw new RestartException(RestartFailure.ContextInvalid, $"the context file ended inside the pages of {area.Path} at 0x{address:x}.");
+                address += n;
+                source += n;
+                remaining -= n;
+            }
+        }
+        return source - pages.DataOffset;
+    }
+
+    private static long OpenInTarget(Tracee tracee, Dictionary<(string, bool), long> cache, string path, bool writable)
+    {
+        if (cache.TryGetValue((path, writable), out var fd)) return fd;
+        var flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+        fd = tracee.Syscall(Syscalls.openat, AT_FDCWD, tracee.ScratchString(path), flags, 0);
+        if (fd < 0)
+            throw new RestartException(RestartFailure.FileMissing, $"cannot open {path} in the restarted process: {Marshal.GetPInvokeErrorMessage((int)-fd)}.", path);
+        cache[(path, writable)] = fd;
+        return fd;
+    }
+
+    public static long Protection(string protection) =>
+        (protection[0] == 'r' ? PROT_READ : 0) | (protection[1] == 'w' ? PROT_WRITE : 0) | (protection[2] == 'x' ? PROT_EXEC : 0);
+}

@@ -1,0 +1,85 @@
+using CrCheckpoint.Engine.Native;
+using CrCheckpoint.Engine.Restart;
+using CrCheckpoint.Engine.State.Memory;
+using CrCheckpoint.Engine.Tracing;
+using static CrCheckpoint.Engine.Native.Interop;
+
+namespace CrCheckpoint.Engine.State.Process;
+
+/// <summary>The per-process pieces of a rebuild that are neither memory, files, signals nor threads.</summary>
+public static class ProcessRestore
+{
+    private const int PR_SET_NAME = 15, PR_SET_MM = 35, PR_SET_MM_MAP = 14;
+
+    /// <summary>
+    /// prctl(PR_SET_MM_MAP): code, data, brk, stack, argument and environment bounds, auxv and the
+    /// executable, in one call. It must come after the stub's own executable is unmapped.
+    /// </summary>
+    public static void RestoreMemoryLayout(Tracee tracee, ProcessRecord process, PathRelocator relocate, MessageLog log)
+    {
+        var layout = process.MemoryLayout;
+        var exe = relocate.Map(process.Executable);
+        long exeFd = -1;
+        if (File.Exists(exe))
+        {
+            exeFd = tracee.Syscall(Syscalls.openat, AT_FDCWD, tracee.ScratchString(exe, 2048), O_RDONLY | O_CLOEXEC, 0);
+            if (exeFd < 0) exeFd = -1;
+        }
+        else log.Add($"executable {exe} no longer exists; /proc/{tracee.Pid}/exe will not name it");
+
+        var auxv = layout.Auxv;
+        tracee.WriteScratch(auxv, 1024);
+        var map = new ulong[13];
+        map[0] = layout.StartCode; map[1] = layout.EndCode; map[2] = layout.StartData; map[3] = layout.EndData;
+        map[4] = layout.StartBrk; map[5] = layout.Brk; map[6] = layout.StartStack; map[7] = layout.ArgStart;
+        map[8] = layout.ArgEnd; map[9] = layout.EnvStart; map[10] = layout.EnvEnd;
+        map[11] = tracee.Scratch + 1024;
+        map[12] = (uint)auxv.Length | ((ulong)(uint)exeFd << 32);
+        tracee.WriteScratch(MemoryMarshal.AsBytes(map.AsSpan()));
+        var r = tracee.Syscall(Syscalls.prctl, PR_SET_MM, PR_SET_MM_MAP, (long)tracee.Scratch, 104, 0);
+        if (exeFd >= 0) tracee.Syscall(Syscalls.close, exeFd);
+        if (r < 0)
+            throw new RestartException(RestartFailure.PermissionDenied,
+                $"prctl(PR_SET_MM_MAP) failed in the restarted process: {Marshal.GetPInvokeErrorMessage((int)-r)}. Restarting needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN).");
+    }
+
+    public static void RestoreEnvironment(Tracee tracee, ProcessRecord process, PathRelocator relocate, MessageLog log)
+    {
+        var name = System.Text.Encoding.UTF8.GetBytes(process.Name);
+        var buffer = new byte[16];
+        name.AsSpan(0, Math.Min(15, name.Length)).CopyTo(buffer);
+        tracee.WriteScratch(buffer);
+        tracee.CheckedSyscall("prctl(PR_SET_NAME)", Syscalls.prctl, PR_SET_NAME, (long)tracee.Scratch);
+
+        if (process.Root != "/")
+        {
+            var root = relocate.Map(process.Root);
+            var rr = tracee.Syscall(Syscalls.chroot, tracee.ScratchString(root));
+            if (rr < 0) log.Add($"could not change the root directory to {root}: {Marshal.GetPInvokeErrorMessage((int)-rr)}");
+        }
+        var cwd = relocate.Map(process.WorkingDirectory);
+        var r = tracee.Syscall(Syscalls.chdir, tracee.ScratchString(cwd));
+        if (r < 0)
+            throw new RestartException(RestartFailure.FileMissing,
+                $"the working directory {cwd} of process {process.Pid} ({process.Name}) does not exist. Create it or use -Relocate.", cwd);
+        tracee.Syscall(Syscalls.umask, process.Umask);
+        if (process.Personality != 0) tracee.Syscall(Syscalls.personality, process.Personality);
+    }
+
+    /// <summary>
+    /// Ids last: once the process is no longer root it could not do the rest. Capabilities beyond
+    /// what the ids imply are not restored.
+    /// </summary>
+    public static void RestoreCredentials(Tracee tracee, ProcessRecord process, MessageLog log)
+    {
+        var c = process.Credentials;
+        if (c.Uids.Length < 3 || c.Gids.Length < 3) return;
+        if (c.Uids.All(u => u == 0) && c.Gids.All(g => g == 0)) return;
+        var groups = c.Groups.SelectMany(BitConverter.GetBytes).ToArray();
+        tracee.WriteScratch(groups);
+        tracee.CheckedSyscall("setgroups", Syscalls.setgroups, c.Groups.Length, (long)tracee.Scratch);
+        tracee.CheckedSyscall("setresgid", Syscalls.setresgid, c.Gids[0], c.Gids[1], c.Gids[2]);
+        tracee.CheckedSyscall("setresuid", Syscalls.setresuid, c.Uids[0], c.Uids[1], c.Uids[2]);
+        log.Add($"process runs as uid {c.Uids[1]} gid {c.Gids[1]} again");
+    }
+}
