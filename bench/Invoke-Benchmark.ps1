@@ -1,0 +1,680 @@
+#!/usr/bin/env pwsh
+<#
+.SYNOPSIS
+    Benchmarks Invoke-CrCheckpoint (and Invoke-CrRestart, when the module has it) against the raw
+    limit of the machine, measured in the same run.
+.DESCRIPTION
+    For each size (16, 256 and 1024 MiB by default) a target program (memtarget.c) fills that much
+    private anonymous memory with incompressible bytes and sleeps. The script then alternates, after
+    one warm-up round that is reported but not counted:
+      - Invoke-CrCheckpoint -Id <target> -Path <work>/engine.ctx, in this pwsh process (fsync on);
+      - rawcopy save: the same bytes read with process_vm_readv in 8 MiB pieces, write() to a file
+        in the same directory, fsync of the file and of the directory (rawcopy.c).
+    Files are deleted after every round. Medians are reported; the order alternates every round so
+    that neither side always runs on a freshly cleaned page cache.
+
+    Peak memory growth of the host: before each checkpoint the peak RSS of this process is reset
+    (writing 5 to /proc/self/clear_refs), and afterwards VmHWM minus the VmRSS just before is the
+    growth. The worst round is reported.
+
+    A sparse case follows: 4 GiB mapped, 10 MiB touched; the image should be about 10 MiB.
+
+    Restart (only when Invoke-CrRestart exists): each size is checkpointed once with -Kill, then
+    rounds alternate Invoke-CrRestart of that image (timed around the cmdlet call; the restored
+    program's memory is then verified through SIGUSR1 and killed) with rawcopy load, which reads the
+    same image file into fresh anonymous memory. Both read a file the checkpoint has just written
+    and synced, so both find it in the page cache: nothing is dropped from the cache (that would be
+    global to the machine and would measure the disk, not the engine).
+
+    Results go to the console and to bench/results/latest.md and latest.json. Targets are reported
+    as PASS or MISS; a MISS does not fail the script. Every process started here is killed, and
+    every file written here removed, on the way out, failure or not.
+.PARAMETER SizeMiB
+    Sizes of dirty memory to checkpoint.
+.PARAMETER Rounds
+    Measured rounds per size (after the warm-up). 0: 7.
+.PARAMETER Threads
+    Threads in each target program (main thread included). The engine takes only single-threaded
+    processes for now; this is here for the 64-threads-against-1 comparison.
+.EXAMPLE
+    dotnet pwsh ./build.ps1 Bench
+.EXAMPLE
+    dotnet pwsh -File ./bench/Invoke-Benchmark.ps1 -SizeMiB 64 -Rounds 3 -NoRestart
+#>
+[CmdletBinding()]
+param(
+    [ValidateRange(1, 65536)]
+    [int[]] $SizeMiB = @(16, 256, 1024),
+
+    [ValidateRange(0, 100)]
+    [int] $Rounds = 0,
+
+    [ValidateRange(1, 4096)]
+    [int] $Threads = 1,
+
+    [int] $SparseMappedMiB = 4096,
+    [int] $SparseTouchedMiB = 10,
+
+    [switch] $NoSparse,
+    [switch] $NoRestart,
+
+    # Where the context files and raw copies are written (one file system for both).
+    [string] $WorkDirectory = (Join-Path $PSScriptRoot 'build/work'),
+    [string] $ResultsDirectory = (Join-Path $PSScriptRoot 'results')
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+
+$Root = Split-Path $PSScriptRoot -Parent
+$BuildDirectory = Join-Path $PSScriptRoot 'build'
+$Inv = [Globalization.CultureInfo]::InvariantCulture
+$MiB = 1MB
+
+# ---------------------------------------------------------------- helpers
+
+function Format-Number([double] $Value, [string] $Format = 'F3') {
+    if ([double]::IsNaN($Value)) { return 'n/a' }
+    $Value.ToString($Format, $Inv)
+}
+
+function Get-Median([double[]] $Values) {
+    if ($null -eq $Values -or $Values.Count -eq 0) { return [double]::NaN }
+    $sorted = [double[]]($Values | Sort-Object)
+    $n = $sorted.Count
+    if ($n % 2) { return $sorted[($n - 1) / 2] }
+    ($sorted[$n / 2 - 1] + $sorted[$n / 2]) / 2
+}
+
+function Get-Min([double[]] $Values) {
+    if ($null -eq $Values -or $Values.Count -eq 0) { return [double]::NaN }
+    ($Values | Measure-Object -Minimum).Minimum
+}
+
+function Get-Max([double[]] $Values) {
+    if ($null -eq $Values -or $Values.Count -eq 0) { return [double]::NaN }
+    ($Values | Measure-Object -Maximum).Maximum
+}
+
+function Get-StatusKiB([string] $Field, [string] $ProcessId = 'self') {
+    foreach ($line in [IO.File]::ReadAllLines("/proc/$ProcessId/status")) {
+        if ($line.StartsWith("${Field}:")) { return [long]($line.Substring($Field.Length + 1).Trim() -replace '\s*kB$', '') }
+    }
+    throw "no $Field in /proc/$ProcessId/status"
+}
+
+function Get-AnonymousBytes([int] $ProcessId) {
+    foreach ($line in [IO.File]::ReadAllLines("/proc/$ProcessId/smaps_rollup")) {
+        if ($line -match '^Anonymous:\s+(\d+) kB') { return [long]$Matches[1] * 1KB }
+    }
+    throw "no Anonymous line in /proc/$ProcessId/smaps_rollup"
+}
+
+# Resets this process's peak RSS (VmHWM) to its current RSS; false when the kernel refuses.
+function Reset-PeakRss {
+    try { [IO.File]::WriteAllText('/proc/self/clear_refs', '5'); $true } catch { $false }
+}
+
+function Test-Alive([int] $ProcessId) {
+    try { $stat = [IO.File]::ReadAllText("/proc/$ProcessId/stat") } catch { return $false }
+    # The state follows the command name, which is in parentheses and may contain anything.
+    $state = $stat.Substring($stat.LastIndexOf(')') + 2, 1)
+    $state -ne 'Z' -and $state -ne 'X'
+}
+
+function Invoke-Checked([string] $File, [string[]] $Arguments) {
+    $output = & $File @Arguments 2>&1
+    if ($LASTEXITCODE -ne 0) { throw "$File $($Arguments -join ' ') failed (exit $LASTEXITCODE): $output" }
+    $output
+}
+
+if (-not ('CrBench.Native' -as [type])) {
+    Add-Type -Namespace CrBench -Name Native -MemberDefinition @'
+[System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+public static extern int kill(int pid, int sig);
+[System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+public static extern int waitpid(int pid, out int status, int options);
+[System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+public static extern int prctl(int option, ulong arg2, ulong arg3, ulong arg4, ulong arg5);
+'@
+}
+$SIGKILL = 9; $SIGUSR1 = 10; $WNOHANG = 1; $PR_SET_CHILD_SUBREAPER = 36
+
+$script:Started = [Collections.Generic.HashSet[int]]::new()
+
+# Kills a process and waits until it is gone: reaped if it is ours (this process is a child
+# subreaper during the run), or at least a zombie, which holds no memory.
+function Stop-BenchProcess([int] $ProcessId) {
+    [void][CrBench.Native]::kill($ProcessId, $SIGKILL)
+    $deadline = [DateTime]::UtcNow.AddSeconds(10)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        $status = 0
+        $r = [CrBench.Native]::waitpid($ProcessId, [ref]$status, $WNOHANG)
+        if ($r -eq $ProcessId) { break }                # reaped
+        if ($r -eq -1 -and -not (Test-Alive $ProcessId)) { break }   # not our child; dead
+        Start-Sleep -Milliseconds 2
+    }
+    [void]$script:Started.Remove($ProcessId)
+}
+
+function Remove-WorkFile([string] $Path) {
+    Remove-Item -LiteralPath $Path -Force -ErrorAction Ignore
+}
+
+# Only the files this script writes (and the engine's temporary files for them): the work
+# directory may be one the user chose.
+function Remove-BenchFiles {
+    Get-ChildItem -LiteralPath $WorkDirectory -Force -File -ErrorAction Ignore |
+        Where-Object Name -match '^\.?(engine|warmup|sparse|restart-\d+)\.ctx(\..*\.tmp)?$|^raw\.bin$|^check-\d+\.txt(\.tmp)?$' |
+        Remove-Item -Force -ErrorAction Ignore
+}
+
+# ---------------------------------------------------------------- programs
+
+$MemTarget = Join-Path $BuildDirectory 'memtarget'
+$RawCopy = Join-Path $BuildDirectory 'rawcopy'
+
+function Build-Programs {
+    New-Item -ItemType Directory -Force $BuildDirectory | Out-Null
+    Invoke-Checked gcc @('-O2', '-Wall', '-pthread', '-o', $MemTarget, (Join-Path $PSScriptRoot 'memtarget.c')) | Out-Null
+    Invoke-Checked gcc @('-O2', '-Wall', '-o', $RawCopy, (Join-Path $PSScriptRoot 'rawcopy.c')) | Out-Null
+}
+
+function Start-MemTarget([int] $TouchedMiB, [int] $MappedMiB = $TouchedMiB, [string] $CheckFile) {
+    $arguments = @('-D', '-m', "$TouchedMiB", '-M', "$MappedMiB", '-t', "$Threads", '-s', "$TouchedMiB")
+    if ($CheckFile) { $arguments += @('-c', $CheckFile) }
+    $line = "$(Invoke-Checked $MemTarget $arguments)".Trim()
+    if ($line -notmatch '^READY (\d+) (0x[0-9a-f]+) (\d+) ([0-9a-f]+)$') { throw "memtarget said: $line" }
+    $target = [pscustomobject]@{
+        Pid = [int]$Matches[1]; Address = $Matches[2]; Bytes = [long]$Matches[3]; Hash = $Matches[4]
+        TouchedMiB = $TouchedMiB; MappedMiB = $MappedMiB; CheckFile = $CheckFile
+    }
+    [void]$script:Started.Add($target.Pid)
+    $target
+}
+
+# ---------------------------------------------------------------- measurements
+
+function Measure-EngineCheckpoint($Target, [string] $File, [switch] $Kill, [switch] $NoSync) {
+    Remove-WorkFile $File
+    $rssBefore = Get-StatusKiB VmRSS
+    $peakReset = Reset-PeakRss
+    $parameters = @{ Id = $Target.Pid; Path = $File; ErrorAction = 'Stop' }
+    if ($Kill) { $parameters.Kill = $true }
+    if ($NoSync) { $parameters.NoSync = $true }
+    $clock = [Diagnostics.Stopwatch]::StartNew()
+    $result = Invoke-CrCheckpoint @parameters
+    $clock.Stop()
+    $peak = Get-StatusKiB VmHWM
+    # Phases from the engine's timestamped messages: setup until the pages are planned, the copy, the commit.
+    $at = @{}
+    foreach ($m in $result.Messages) {
+        if ($m -match '^\[\s*([\d.]+) ms\] (read process|wrote|context file)') { $at[$Matches[2]] = [double]::Parse($Matches[1], $Inv) / 1000 }
+    }
+    $phase = { param($from, $to) if ($at.ContainsKey($from) -and $at.ContainsKey($to)) { $at[$to] - $at[$from] } else { [double]::NaN } }
+    [pscustomobject]@{
+        Seconds       = $clock.Elapsed.TotalSeconds
+        SetupSeconds  = if ($at.ContainsKey('read process')) { $at['read process'] } else { [double]::NaN }
+        CopySeconds   = & $phase 'read process' 'wrote'
+        SyncSeconds   = & $phase 'wrote' 'context file'
+        EngineSeconds = $result.Duration.TotalSeconds
+        FrozenSeconds = $result.FrozenFor.TotalSeconds
+        Bytes         = [long]$result.Bytes
+        MemoryBytes   = [long]$result.MemoryBytes
+        PeakGrowthMiB = if ($peakReset) { [math]::Max(0, ($peak - $rssBefore)) / 1KB } else { [double]::NaN }
+        Messages      = @($result.Messages)
+    }
+}
+
+function Measure-RawSave($Target, [string] $File) {
+    Remove-WorkFile $File
+    try {
+        $out = "$(Invoke-Checked $RawCopy @('save', "$($Target.Pid)", $File, "$($Target.Address):$($Target.Bytes)"))".Trim()
+    }
+    finally { Remove-WorkFile $File }
+    $seconds, $bytes, $copy, $sync = $out -split '\s+'
+    [pscustomobject]@{
+        Seconds = [double]::Parse($seconds, $Inv); Bytes = [long]$bytes
+        CopySeconds = [double]::Parse($copy, $Inv); SyncSeconds = [double]::Parse($sync, $Inv)
+    }
+}
+
+function Measure-RawLoad([string] $File) {
+    $out = "$(Invoke-Checked $RawCopy @('load', $File))".Trim()
+    $seconds, $bytes = $out -split '\s+'
+    [pscustomobject]@{ Seconds = [double]::Parse($seconds, $Inv); Bytes = [long]$bytes }
+}
+
+# Asks a restored memtarget to hash its memory; true when it matches what it had before the checkpoint.
+function Test-TargetMemory([int] $ProcessId, [string] $CheckFile, [string] $Hash) {
+    Remove-WorkFile $CheckFile
+    if ([CrBench.Native]::kill($ProcessId, $SIGUSR1) -ne 0) { return "no process $ProcessId" }
+    $deadline = [DateTime]::UtcNow.AddSeconds(20)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        if (Test-Path -LiteralPath $CheckFile) {
+            $answer = (Get-Content -Raw -LiteralPath $CheckFile).Trim()
+            Remove-WorkFile $CheckFile
+            if ($answer -match "^OK \d+ $Hash$") { return 'OK' }
+            return $answer
+        }
+        if (-not (Test-Alive $ProcessId)) { return "process $ProcessId died" }
+        Start-Sleep -Milliseconds 5
+    }
+    'no answer within 20 s'
+}
+
+function Measure-EngineRestart($Target, [string] $File) {
+    $rssBefore = Get-StatusKiB VmRSS
+    $peakReset = Reset-PeakRss
+    $clock = [Diagnostics.Stopwatch]::StartNew()
+    $result = Invoke-CrRestart -Path $File -ErrorAction Stop
+    $clock.Stop()
+    $peak = Get-StatusKiB VmHWM
+    $pids = @()
+    if ($result -and $result.PSObject.Properties['ProcessIds']) { $pids = @($result.ProcessIds | ForEach-Object { [int]$_ }) }
+    foreach ($p in $pids) { [void]$script:Started.Add($p) }
+    try {
+        $check = if ($pids.Count) { Test-TargetMemory $pids[0] $Target.CheckFile $Target.Hash } else { 'no process id returned' }
+    }
+    finally {
+        foreach ($p in $pids) { Stop-BenchProcess $p }
+    }
+    $duration = if ($result -and $result.PSObject.Properties['Duration'] -and $result.Duration -is [TimeSpan]) { $result.Duration.TotalSeconds } else { [double]::NaN }
+    [pscustomobject]@{
+        Seconds       = $clock.Elapsed.TotalSeconds
+        EngineSeconds = $duration
+        Verified      = $check
+        PeakGrowthMiB = if ($peakReset) { [math]::Max(0, ($peak - $rssBefore)) / 1KB } else { [double]::NaN }
+        Messages      = if ($result -and $result.PSObject.Properties['Messages']) { @($result.Messages) } else { @() }
+    }
+}
+
+function Get-RoundCount([int] $Size) {
+    if ($Rounds -gt 0) { return $Rounds }
+    # The 1024 MiB rounds are as noisy as the small ones (see README.md): no fewer of them.
+    7
+}
+
+# ---------------------------------------------------------------- the runs
+
+function Invoke-CheckpointBenchmark([int] $Size) {
+    $engineFile = Join-Path $WorkDirectory 'engine.ctx'
+    $rawFile = Join-Path $WorkDirectory 'raw.bin'
+    $target = Start-MemTarget -TouchedMiB $Size
+    try {
+        $dirty = Get-AnonymousBytes $target.Pid
+        Write-Host ("  {0} MiB: target {1}, {2} MiB of anonymous memory" -f $Size, $target.Pid, (Format-Number ($dirty / $MiB) 'F1'))
+        $rounds = Get-RoundCount $Size
+        # Warm-up round: page cache, the file system's allocator. Reported apart, not counted.
+        $coldEngine = Measure-EngineCheckpoint $target $engineFile
+        Remove-WorkFile $engineFile
+        $coldRaw = Measure-RawSave $target $rawFile
+        $engine = [Collections.Generic.List[object]]::new()
+        $raw = [Collections.Generic.List[object]]::new()
+        for ($r = 1; $r -le $rounds; $r++) {
+            $engineFirst = ($r % 2) -eq 1
+            if (-not $engineFirst) { $raw.Add((Measure-RawSave $target $rawFile)) }
+            $engine.Add((Measure-EngineCheckpoint $target $engineFile))
+            Remove-WorkFile $engineFile
+            if ($engineFirst) { $raw.Add((Measure-RawSave $target $rawFile)) }
+            Write-Host ("    round {0}/{1}: engine {2} s, raw {3} s" -f $r, $rounds,
+                (Format-Number $engine[-1].Seconds), (Format-Number $raw[-1].Seconds))
+        }
+    }
+    finally {
+        Stop-BenchProcess $target.Pid
+        Remove-WorkFile $engineFile
+        Remove-WorkFile $rawFile
+    }
+
+    $engineS = Get-Median ($engine | ForEach-Object Seconds)
+    $rawS = Get-Median ($raw | ForEach-Object Seconds)
+    $image = Get-Median ($engine | ForEach-Object Bytes)
+    $medianRound = $engine | Sort-Object Seconds | Select-Object -Index ([int][math]::Floor(($engine.Count - 1) / 2))
+    [pscustomobject]@{
+        SizeMiB             = $Size
+        Rounds              = $rounds
+        CheckpointSeconds   = $engineS
+        EngineDuration      = Get-Median ($engine | ForEach-Object EngineSeconds)
+        MiBPerSecond        = $Size / $engineS
+        RawSeconds          = $rawS
+        RawMiBPerSecond     = $Size / $rawS
+        Ratio               = $engineS / $rawS
+        BestSeconds         = Get-Min ($engine | ForEach-Object Seconds)
+        RawBestSeconds      = Get-Min ($raw | ForEach-Object Seconds)
+        ColdSeconds         = $coldEngine.Seconds
+        ColdRawSeconds      = $coldRaw.Seconds
+        ImageMiB            = $image / $MiB
+        DirtyMiB            = $dirty / $MiB
+        OverheadPercent     = ($image - $dirty) / $dirty * 100
+        FrozenSeconds       = Get-Median ($engine | ForEach-Object FrozenSeconds)
+        PeakGrowthMiB       = Get-Max ($engine | ForEach-Object PeakGrowthMiB)
+        ColdPeakGrowthMiB   = $coldEngine.PeakGrowthMiB
+        EngineSetupSeconds  = Get-Median ($engine | ForEach-Object SetupSeconds)
+        EngineCopySeconds   = Get-Median ($engine | ForEach-Object CopySeconds)
+        EngineSyncSeconds   = Get-Median ($engine | ForEach-Object SyncSeconds)
+        RawCopySeconds      = Get-Median ($raw | ForEach-Object CopySeconds)
+        RawSyncSeconds      = Get-Median ($raw | ForEach-Object SyncSeconds)
+        EngineSamples       = @($engine | ForEach-Object Seconds)
+        RawSamples          = @($raw | ForEach-Object Seconds)
+        EngineCopySamples   = @($engine | ForEach-Object CopySeconds)
+        RawCopySamples      = @($raw | ForEach-Object CopySeconds)
+        FrozenSamples       = @($engine | ForEach-Object FrozenSeconds)
+        PeakGrowthSamples   = @($engine | ForEach-Object PeakGrowthMiB)
+        MedianRoundMessages = @($medianRound.Messages)
+        ColdMessages        = @($coldEngine.Messages)
+    }
+}
+
+# The engine's code starts unoptimized (tiered JIT) and its checksum loop is several times slower
+# until the runtime has recompiled it; this shows by how much and gets it over with before the
+# measured rounds, which are about the steady state.
+function Invoke-JitWarmup {
+    $file = Join-Path $WorkDirectory 'warmup.ctx'
+    $target = Start-MemTarget -TouchedMiB 64
+    try {
+        $runs = foreach ($i in 1..8) { Measure-EngineCheckpoint $target $file -NoSync; Remove-WorkFile $file }
+    }
+    finally {
+        Stop-BenchProcess $target.Pid
+        Remove-WorkFile $file
+    }
+    $last = @($runs | Select-Object -Last 3)
+    [pscustomobject]@{
+        SizeMiB         = 64
+        FirstSeconds    = $runs[0].Seconds
+        FirstCopy       = $runs[0].CopySeconds
+        WarmSeconds     = Get-Median ($last | ForEach-Object Seconds)
+        WarmCopy        = Get-Median ($last | ForEach-Object CopySeconds)
+        CopySamples     = @($runs | ForEach-Object CopySeconds)
+        FirstMessages   = @($runs[0].Messages)
+    }
+}
+
+function Invoke-SparseBenchmark {
+    $file = Join-Path $WorkDirectory 'sparse.ctx'
+    $target = Start-MemTarget -TouchedMiB $SparseTouchedMiB -MappedMiB $SparseMappedMiB
+    try {
+        $dirty = Get-AnonymousBytes $target.Pid
+        $runs = foreach ($i in 1..3) { Measure-EngineCheckpoint $target $file; Remove-WorkFile $file }
+    }
+    finally {
+        Stop-BenchProcess $target.Pid
+        Remove-WorkFile $file
+    }
+    [pscustomobject]@{
+        MappedMiB         = $SparseMappedMiB
+        TouchedMiB        = $SparseTouchedMiB
+        DirtyMiB          = $dirty / $MiB
+        ImageMiB          = (Get-Median ($runs | ForEach-Object Bytes)) / $MiB
+        CheckpointSeconds = Get-Median ($runs | ForEach-Object Seconds)
+        FrozenSeconds     = Get-Median ($runs | ForEach-Object FrozenSeconds)
+        Messages          = @($runs[-1].Messages)
+    }
+}
+
+function Invoke-RestartBenchmark([int] $Size) {
+    $file = Join-Path $WorkDirectory "restart-$Size.ctx"
+    $checkFile = Join-Path $WorkDirectory "check-$Size.txt"
+    $target = Start-MemTarget -TouchedMiB $Size -CheckFile $checkFile
+    try {
+        $checkpoint = Measure-EngineCheckpoint $target $file -Kill
+        Stop-BenchProcess $target.Pid   # killed by -Kill; reap it so its pid is free for the restart
+        $rounds = Get-RoundCount $Size
+        $coldRestart = Measure-EngineRestart $target $file
+        $coldRaw = Measure-RawLoad $file
+        $engine = [Collections.Generic.List[object]]::new()
+        $raw = [Collections.Generic.List[object]]::new()
+        for ($r = 1; $r -le $rounds; $r++) {
+            $engineFirst = ($r % 2) -eq 1
+            if (-not $engineFirst) { $raw.Add((Measure-RawLoad $file)) }
+            $engine.Add((Measure-EngineRestart $target $file))
+            if ($engineFirst) { $raw.Add((Measure-RawLoad $file)) }
+            Write-Host ("    round {0}/{1}: restart {2} s ({3}), raw {4} s" -f $r, $rounds,
+                (Format-Number $engine[-1].Seconds), $engine[-1].Verified, (Format-Number $raw[-1].Seconds))
+        }
+    }
+    finally {
+        if ($script:Started.Contains($target.Pid)) { Stop-BenchProcess $target.Pid }
+        Remove-WorkFile $file
+        Remove-WorkFile $checkFile
+        Remove-WorkFile "$checkFile.tmp"
+    }
+    $engineS = Get-Median ($engine | ForEach-Object Seconds)
+    $rawS = Get-Median ($raw | ForEach-Object Seconds)
+    $all = @($coldRestart) + @($engine)
+    [pscustomobject]@{
+        SizeMiB         = $Size
+        Rounds          = $rounds
+        ImageMiB        = $checkpoint.Bytes / $MiB
+        RestartSeconds  = $engineS
+        EngineDuration  = Get-Median ($engine | ForEach-Object EngineSeconds)
+        MiBPerSecond    = $Size / $engineS
+        RawSeconds      = $rawS
+        RawMiBPerSecond = $Size / $rawS
+        Ratio           = $engineS / $rawS
+        BestSeconds     = Get-Min ($engine | ForEach-Object Seconds)
+        RawBestSeconds  = Get-Min ($raw | ForEach-Object Seconds)
+        ColdSeconds     = $coldRestart.Seconds
+        ColdRawSeconds  = $coldRaw.Seconds
+        Verified        = @($all | Where-Object Verified -ne 'OK').Count -eq 0
+        Failures        = @($all | Where-Object Verified -ne 'OK' | ForEach-Object Verified)
+        PeakGrowthMiB   = Get-Max ($engine | ForEach-Object PeakGrowthMiB)
+        EngineSamples   = @($engine | ForEach-Object Seconds)
+        RawSamples      = @($raw | ForEach-Object Seconds)
+        Messages        = @($engine[-1].Messages)
+    }
+}
+
+# ---------------------------------------------------------------- report
+
+function Format-MarkdownTable([string[]] $Header, [object[]] $Rows, [int] $TextColumns = 0) {
+    # The first $TextColumns columns are text (left aligned), the others numbers (right aligned).
+    $Rows = @($Rows | Where-Object { $null -ne $_ })
+    $widths = for ($i = 0; $i -lt $Header.Count; $i++) {
+        [math]::Max($Header[$i].Length, (@($Rows | ForEach-Object { "$($_[$i])".Length }) + 0 | Measure-Object -Maximum).Maximum)
+    }
+    $line = {
+        param($cells)
+        '| ' + (@(for ($i = 0; $i -lt $cells.Count; $i++) {
+                    if ($i -lt $TextColumns) { "$($cells[$i])".PadRight($widths[$i]) } else { "$($cells[$i])".PadLeft($widths[$i]) }
+                }) -join ' | ') + ' |'
+    }
+    & $line $Header
+    '|' + (@(for ($i = 0; $i -lt $widths.Count; $i++) {
+                if ($i -lt $TextColumns) { ':' + '-' * ($widths[$i] + 1) } else { '-' * ($widths[$i] + 1) + ':' }
+            }) -join '|') + '|'
+    foreach ($row in $Rows) { & $line $row }
+}
+
+function Get-Verdict([bool] $Met) { if ($Met) { 'PASS' } else { 'MISS' } }
+
+# ---------------------------------------------------------------- main
+
+$runStarted = [DateTime]::UtcNow
+$subreaper = $false
+$createdWorkDirectory = $false
+$checkpoints = @()
+$sparse = $null
+$jit = $null
+$restarts = @()
+$restartNote = $null
+$errors = [Collections.Generic.List[string]]::new()
+
+try {
+    if (-not (Get-Command Invoke-CrCheckpoint -ErrorAction Ignore)) {
+        Import-Module (Join-Path $Root 'CrCheckpoint.psd1') -Force
+    }
+    Build-Programs
+    $WorkDirectory = [IO.Path]::GetFullPath($WorkDirectory)
+    $createdWorkDirectory = -not (Test-Path -LiteralPath $WorkDirectory)
+    New-Item -ItemType Directory -Force $WorkDirectory | Out-Null
+    Remove-BenchFiles
+    # Orphans (the detached targets, restored programs) come back to this process, so they can be reaped.
+    $subreaper = [CrBench.Native]::prctl($PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) -eq 0
+    if (-not (Reset-PeakRss)) { Write-Warning 'cannot reset the peak RSS (/proc/self/clear_refs): peak memory growth is not measured' }
+
+    Write-Host 'Warm-up: eight checkpoints of 64 MiB (-NoSync)'
+    try { $jit = Invoke-JitWarmup }
+    catch { $errors.Add("warm-up: $_"); Write-Warning "warm-up failed: $_" }
+
+    Write-Host "Checkpoint: engine (Invoke-CrCheckpoint, fsync) against raw process_vm_readv + write + fsync, $Threads thread(s) per target"
+    $checkpoints = foreach ($size in $SizeMiB) {
+        try { Invoke-CheckpointBenchmark $size }
+        catch { $errors.Add("checkpoint $size MiB: $_"); Write-Warning "checkpoint $size MiB failed: $_" }
+    }
+
+    if (-not $NoSparse) {
+        Write-Host "Sparse: $SparseMappedMiB MiB mapped, $SparseTouchedMiB MiB touched"
+        try { $sparse = Invoke-SparseBenchmark }
+        catch { $errors.Add("sparse: $_"); Write-Warning "sparse case failed: $_" }
+    }
+
+    if ($NoRestart) {
+        $restartNote = 'restart section skipped (-NoRestart)'
+    }
+    elseif (-not (Get-Command Invoke-CrRestart -ErrorAction Ignore)) {
+        $restartNote = 'restart section skipped: this build of the module has no Invoke-CrRestart yet'
+    }
+    else {
+        Write-Host 'Restart: engine (Invoke-CrRestart) against raw read of the same image into fresh anonymous memory'
+        $restarts = foreach ($size in $SizeMiB) {
+            try { Invoke-RestartBenchmark $size }
+            catch { $errors.Add("restart $size MiB: $_"); Write-Warning "restart $size MiB failed: $_" }
+        }
+    }
+}
+finally {
+    foreach ($p in @($script:Started)) { Stop-BenchProcess $p }
+    if ($subreaper) { [void][CrBench.Native]::prctl($PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) }
+    if (Test-Path -LiteralPath $WorkDirectory) {
+        Remove-BenchFiles
+        if ($createdWorkDirectory) { Remove-Item -LiteralPath $WorkDirectory -Force -ErrorAction Ignore }   # only if empty
+    }
+}
+
+# The report, also written to results/latest.md and latest.json.
+$cpu = (Get-Content /proc/cpuinfo | Where-Object { $_ -like 'model name*' } | Select-Object -First 1) -replace '^model name\s*:\s*', ''
+$memTotalGiB = [math]::Round([long]((Get-Content /proc/meminfo | Where-Object { $_ -like 'MemTotal:*' }) -replace '\D', '') / 1MB)
+$commit = try { (& git -C $Root rev-parse --short HEAD 2>$null) } catch { $null }
+$md = [Collections.Generic.List[string]]::new()
+$md.Add('# CrCheckpoint benchmark')
+$md.Add('')
+$md.Add(('{0:u}, commit {1}, kernel {2}, {3} x {4}, {5} GiB; {6} thread(s) per target' -f $runStarted, $commit,
+    ([IO.File]::ReadAllText('/proc/sys/kernel/osrelease').Trim()), [Environment]::ProcessorCount, $cpu,
+    $memTotalGiB, $Threads))
+$md.Add('')
+$md.Add('## Checkpoint')
+$md.Add('')
+if ($jit) {
+    $md.Add(('JIT: the first checkpoint of {0} MiB in this pwsh took {1} s (copy phase {2} ms); after seven more, {3} s (copy phase {4} ms). Copy phases in order (ms): {5}.' -f
+            $jit.SizeMiB, (Format-Number $jit.FirstSeconds), (Format-Number ($jit.FirstCopy * 1000) 'F1'), (Format-Number $jit.WarmSeconds),
+            (Format-Number ($jit.WarmCopy * 1000) 'F1'), (@($jit.CopySamples | ForEach-Object { Format-Number ($_ * 1000) 'F0' }) -join ', ')))
+    $md.Add('')
+}
+$md.Add('Medians of the measured rounds (engine and raw copy alternating); "warm-up s" is the round before them. MiB/s counts the dirty MiB. Peak growth is the worst round.')
+$md.Add('')
+$rows = [Collections.Generic.List[object]]::new()
+foreach ($c in $checkpoints) {
+    $rows.Add(@("$($c.SizeMiB)", "$($c.Rounds)", (Format-Number $c.CheckpointSeconds), (Format-Number $c.MiBPerSecond 'F0'),
+        (Format-Number $c.RawSeconds), (Format-Number $c.RawMiBPerSecond 'F0'), (Format-Number $c.Ratio 'F2'),
+        (Format-Number $c.ColdSeconds), (Format-Number $c.ImageMiB 'F2'), (Format-Number $c.DirtyMiB 'F2'),
+        (Format-Number $c.OverheadPercent 'F2'), (Format-Number $c.FrozenSeconds), (Format-Number $c.PeakGrowthMiB 'F1')))
+}
+foreach ($l in (Format-MarkdownTable @('MiB', 'rounds', 'checkpoint s', 'MiB/s', 'raw s', 'raw MiB/s', 'engine/raw',
+            'warm-up s', 'image MiB', 'dirty MiB', 'overhead %', 'frozen s', 'peak growth MiB') $rows)) { $md.Add($l) }
+$md.Add('')
+$md.Add('Best rounds (the least disturbed by the machine) and phases, medians in ms: the engine from its timestamped messages (setup: until the pages are planned, copy: process_vm_readv + checksum + write, sync: fsync and rename), rawcopy from its own clock (copy: process_vm_readv + write, sync: fsync).')
+$md.Add('')
+$rows = [Collections.Generic.List[object]]::new()
+foreach ($c in $checkpoints) {
+    $rows.Add(@("$($c.SizeMiB)", (Format-Number $c.BestSeconds), (Format-Number $c.RawBestSeconds), (Format-Number ($c.BestSeconds / $c.RawBestSeconds) 'F2'),
+            (Format-Number ($c.EngineSetupSeconds * 1000) 'F1'), (Format-Number ($c.EngineCopySeconds * 1000) 'F1'),
+            (Format-Number ($c.EngineSyncSeconds * 1000) 'F1'), (Format-Number ($c.RawCopySeconds * 1000) 'F1'), (Format-Number ($c.RawSyncSeconds * 1000) 'F1')))
+}
+foreach ($l in (Format-MarkdownTable @('MiB', 'best s', 'raw best s', 'best engine/raw', 'engine setup', 'engine copy', 'engine sync', 'raw copy', 'raw sync') $rows)) { $md.Add($l) }
+$md.Add('')
+if ($sparse) {
+    $md.Add(('Sparse: {0} MiB mapped, {1} MiB touched ({2} MiB anonymous in the process): image {3} MiB, checkpoint {4} s, frozen {5} s.' -f
+            $sparse.MappedMiB, $sparse.TouchedMiB, (Format-Number $sparse.DirtyMiB 'F2'), (Format-Number $sparse.ImageMiB 'F2'),
+            (Format-Number $sparse.CheckpointSeconds), (Format-Number $sparse.FrozenSeconds)))
+    $md.Add('')
+}
+
+$md.Add('## Restart')
+$md.Add('')
+if ($restartNote) {
+    $md.Add($restartNote + '.')
+}
+else {
+    $md.Add('Medians; restart s is the wall time of the Invoke-CrRestart call; raw reads the same (cached) image file into fresh anonymous memory; "warm-up s" is the round before them. Verified: every restored program had its memory intact (checksum through SIGUSR1).')
+    $md.Add('')
+    $rows = [Collections.Generic.List[object]]::new()
+    foreach ($r in $restarts) {
+        $rows.Add(@("$($r.SizeMiB)", "$($r.Rounds)", (Format-Number $r.RestartSeconds), (Format-Number $r.MiBPerSecond 'F0'),
+            (Format-Number $r.RawSeconds), (Format-Number $r.RawMiBPerSecond 'F0'), (Format-Number $r.Ratio 'F2'),
+            (Format-Number ($r.BestSeconds / $r.RawBestSeconds) 'F2'), (Format-Number $r.ColdSeconds), $(if ($r.Verified) { 'yes' } else { 'NO' }), (Format-Number $r.PeakGrowthMiB 'F1')))
+    }
+    foreach ($l in (Format-MarkdownTable @('MiB', 'rounds', 'restart s', 'MiB/s', 'raw s', 'raw MiB/s', 'engine/raw', 'best engine/raw', 'warm-up s', 'verified', 'peak growth MiB') $rows)) { $md.Add($l) }
+}
+$md.Add('')
+
+$md.Add('## Targets')
+$md.Add('')
+$targets = [Collections.Generic.List[object]]::new()
+function Add-Target([string] $Name, $Met, [string] $Measured) {
+    $verdict = if ($null -eq $Met) { 'n/a' } else { Get-Verdict $Met }
+    $targets.Add([pscustomobject]@{ Target = $Name; Verdict = $verdict; Measured = $Measured })
+}
+$big = $checkpoints | Where-Object SizeMiB -eq 1024
+if ($big) { Add-Target 'checkpoint 1024 MiB within 1.2x the raw limit' ($big.Ratio -le 1.2) "median $(Format-Number $big.Ratio 'F2')x (best rounds $(Format-Number ($big.BestSeconds / $big.RawBestSeconds) 'F2')x)" }
+else { Add-Target 'checkpoint 1024 MiB within 1.2x the raw limit' $null 'not measured' }
+if ($checkpoints) {
+    $worst = $checkpoints | Sort-Object OverheadPercent -Descending | Select-Object -First 1
+    Add-Target 'image at most 2% larger than the dirty memory' ($worst.OverheadPercent -le 2) "worst $(Format-Number $worst.OverheadPercent 'F2')% ($($worst.SizeMiB) MiB)"
+    $worstPeak = $checkpoints | Sort-Object { [math]::Max($_.PeakGrowthMiB, $_.ColdPeakGrowthMiB) } -Descending | Select-Object -First 1
+    $peakValue = [math]::Max($worstPeak.PeakGrowthMiB, $worstPeak.ColdPeakGrowthMiB)
+    Add-Target 'peak memory growth under 128 MiB' ($peakValue -lt 128) "worst $(Format-Number $peakValue 'F1') MiB ($($worstPeak.SizeMiB) MiB, warm-up round included)"
+}
+if ($sparse) {
+    Add-Target "$SparseMappedMiB MiB mapped, $SparseTouchedMiB MiB touched: image about $SparseTouchedMiB MiB (within 10%)" ($sparse.ImageMiB -le $SparseTouchedMiB * 1.1) "$(Format-Number $sparse.ImageMiB 'F2') MiB"
+}
+if ($restartNote) {
+    Add-Target 'restart 1024 MiB within 1.2x the raw limit' $null $restartNote
+    Add-Target 'restart of a 16 MiB program under 50 ms' $null $restartNote
+}
+else {
+    $bigR = $restarts | Where-Object SizeMiB -eq 1024
+    if ($bigR) { Add-Target 'restart 1024 MiB within 1.2x the raw limit' ($bigR.Ratio -le 1.2 -and $bigR.Verified) "median $(Format-Number $bigR.Ratio 'F2')x (best rounds $(Format-Number ($bigR.BestSeconds / $bigR.RawBestSeconds) 'F2')x)$(if (-not $bigR.Verified) { ', memory NOT verified' })" }
+    $smallR = $restarts | Where-Object SizeMiB -eq 16
+    if ($smallR) { Add-Target 'restart of a 16 MiB program under 50 ms' ($smallR.RestartSeconds -lt 0.05 -and $smallR.Verified) "$(Format-Number ($smallR.RestartSeconds * 1000) 'F1') ms (warm-up round $(Format-Number ($smallR.ColdSeconds * 1000) 'F1') ms)$(if (-not $smallR.Verified) { ', memory NOT verified' })" }
+}
+$rows = [Collections.Generic.List[object]]::new()
+foreach ($t in $targets) { $rows.Add(@($t.Target, $t.Verdict, $t.Measured)) }
+foreach ($l in (Format-MarkdownTable @('target', 'verdict', 'measured') $rows 3)) { $md.Add($l) }
+if ($errors.Count) {
+    $md.Add('')
+    $md.Add('## Errors')
+    $md.Add('')
+    foreach ($e in $errors) { $md.Add("- $e") }
+}
+
+Write-Host ''
+$md | ForEach-Object { Write-Host $_ }
+
+New-Item -ItemType Directory -Force $ResultsDirectory | Out-Null
+$md -join "`n" | Set-Content -LiteralPath (Join-Path $ResultsDirectory 'latest.md') -Encoding utf8NoBOM
+[ordered]@{
+    Started     = $runStarted.ToString('o')
+    Commit      = $commit
+    Threads     = $Threads
+    Checkpoints = @($checkpoints)
+    JitWarmup   = $jit
+    Sparse      = $sparse
+    Restarts    = @($restarts)
+    RestartNote = $restartNote
+    Targets     = @($targets)
+    Errors      = @($errors)
+} | ConvertTo-Json -Depth 6 | Set-Content -LiteralPath (Join-Path $ResultsDirectory 'latest.json') -Encoding utf8NoBOM
+Write-Host ''
+Write-Host "Written to $(Join-Path $ResultsDirectory 'latest.md') and latest.json ($([math]::Round(([DateTime]::UtcNow - $runStarted).TotalSeconds)) s)"
