@@ -24,3 +24,24 @@ public readonly record struct WaitStatus(int Raw)
         Exited ? $"exited {ExitCode}" : Signaled ? $"killed by signal {TermSignal}" :
         Stopped ? $"stopped by signal {StopSignal} event {PtraceEvent}" : $"status 0x{Raw:x}";
 }
+
+internal static partial class Interop
+{
+    public const int P_PID = 1, WEXITED = 4;
+    public const short POLLIN = 1;
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int poll(PollFd* fds, nuint count, int timeout);
+
+    /// <summary>siginfo_t is 128 bytes; waitid fills si_pid at 16, si_status at 24, si_code at 8.</summary>
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int waitid(int idtype, int id, byte* info, int options);
+}

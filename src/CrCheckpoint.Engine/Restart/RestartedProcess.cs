@@ -4,46 +4,54 @@ namespace CrCheckpoint.Engine.Restart;
 
 /// <summary>
 /// A restarted process is a child of the engine's process (cr_restart is the parent of what it
-/// restarts). A thread waits for it, so it never lingers as a zombie of the host, and -Wait can
-/// learn how it ended.
+/// restarts). A thread watches it, so it never lingers as a zombie of the host, and -Wait can learn
+/// how it ended. The thread sleeps on a pidfd, which wakes only on exit: a blocking waitpid would
+/// also swallow the ptrace stops of a later checkpoint of the same process.
 /// </summary>
 internal sealed unsafe class RestartedProcess
 {
+    private const int CLD_EXITED = 1;
     private readonly TaskCompletionSource<ProcessExit> _exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public RestartedProcess(int pid)
     {
         Pid = pid;
-        var thread = new Thread(Reap) { IsBackground = true, Name = $"CrCheckpoint reaper {pid}" };
+        var pidfd = (int)Interop.syscall(Syscalls.pidfd_open, pid, 0);
+        if (pidfd < 0)
+        {
+            _exit.TrySetResult(new ProcessExit(pid, null, null));
+            return;
+        }
+        var thread = new Thread(() => Reap(pidfd)) { IsBackground = true, Name = $"CrCheckpoint reaper {pid}" };
         thread.Start();
     }
 
     public int Pid { get; }
 
-    private void Reap()
+    private void Reap(int pidfd)
     {
-        while (true)
+        try
         {
-            int raw;
+            var poll = new Interop.PollFd { Fd = pidfd, Events = Interop.POLLIN };
+            while (Interop.poll(&poll, 1, -1) == -1 && ErrnoCheck.LastErrno == (int)Errno.EINTR) { }
+
+            var info = stackalloc byte[128];
+            new Span<byte>(info, 128).Clear();
             // __WALL: a child created with exit_signal 0 is only seen by waits that ask for all children.
-            var r = Interop.waitpid(Pid, &raw, Interop.__WALL);
-            if (r == -1 && ErrnoCheck.LastErrno == (int)Errno.EINTR) continue;
-            if (r == -1)
-            {
-                _exit.TrySetResult(new ProcessExit(Pid, null, null));
-                return;
-            }
-            var status = new WaitStatus(raw);
-            if (status.Exited)
-            {
-                _exit.TrySetResult(new ProcessExit(Pid, status.ExitCode, null));
-                return;
-            }
-            if (status.Signaled)
-            {
-                _exit.TrySetResult(new ProcessExit(Pid, null, status.TermSignal));
-                return;
-            }
+            while (Interop.waitid(Interop.P_PID, Pid, info, Interop.WEXITED | Interop.WNOHANG | Interop.__WALL) == -1
+                   && ErrnoCheck.LastErrno == (int)Errno.EINTR) { }
+            var code = *(int*)(info + 8);
+            var status = *(int*)(info + 24);
+            if (*(int*)(info + 16) != Pid)
+                _exit.TrySetResult(new ProcessExit(Pid, null, null)); // reaped elsewhere (a checkpoint with -Kill)
+            else if (code == CLD_EXITED)
+                _exit.TrySetResult(new ProcessExit(Pid, status, null));
+            else
+                _exit.TrySetResult(new ProcessExit(Pid, null, status));
+        }
+        finally
+        {
+            Interop.close(pidfd);
         }
     }
 

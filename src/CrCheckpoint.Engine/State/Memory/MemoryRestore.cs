@@ -16,7 +16,7 @@ namespace CrCheckpoint.Engine.State.Memory;
 public static class MemoryRestore
 {
     private const long PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
-    private const long MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_GROWSDOWN = 0x100, MAP_NORESERVE = 0x4000;
+    private const long MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_GROWSDOWN = 0x100;
     private const long MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
     private const long MaxReadChunk = 0x7fff_f000;
 
@@ -149,7 +149,7 @@ public static class MemoryRestore
                         flags |= MAP_SHARED | MAP_ANONYMOUS;
                         break;
                     default:
-                        flags |= MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (area.GrowsDown ? MAP_GROWSDOWN : 0);
+                        flags |= MAP_PRIVATE | MAP_ANONYMOUS | (area.GrowsDown ? MAP_GROWSDOWN : 0);
                         break;
                 }
 

@@ -33,18 +33,28 @@ public static class ThreadRestore
             tracee.CheckedSyscall("rseq (register)", Syscalls.rseq, (long)r.Address, r.Length, 0, r.Signature);
     }
 
+    private const long EINTR = 4;
+
     /// <summary>
     /// The registers the thread leaves with. A thread frozen inside a system call is pointed back
     /// at the syscall instruction with the call number in rax: a new process has no kernel restart
-    /// state, so the call is simply issued again (sleep, read, poll, waitpid carry on).
+    /// state, so the call is simply issued again (sleep, read, poll, waitpid carry on). The one call
+    /// that cannot be issued again is restart_syscall (a sleep already resumed once continues
+    /// through it, and only the old kernel knew the rest): it returns EINTR, as a signal would make
+    /// it, and the program's own EINTR handling takes over.
     /// </summary>
     public static Registers FinalRegisters(ThreadRecord thread)
     {
         var regs = Registers.FromArray(thread.Registers);
         if (thread.InterruptedSyscall is { } sc)
         {
-            regs.Rip -= 2;
-            regs.Rax = (ulong)sc.Number;
+            if (sc.Number == Syscalls.restart_syscall)
+                regs.Rax = unchecked((ulong)-EINTR);
+            else
+            {
+                regs.Rip -= 2;
+                regs.Rax = (ulong)sc.Number;
+            }
         }
         regs.OrigRax = ulong.MaxValue;
         return regs;
