@@ -117,6 +117,9 @@ public static class Restarter
                 .Select(a => (a.Start, a.End))
                 .Append((tracee.Scratch, tracee.Scratch + Tracee.ScratchSize));
             MemoryRestore.UnmapAllExcept(tracee, keep);
+            // Before any area is mapped: the kernel refuses a new exe while the old exe file is
+            // still mapped, and the stub's executable may be the very program being restarted.
+            ProcessRestore.RestoreMemoryLayout(tracee, process.Process, relocate, log);
 
             var contextFd = (int)tracee.CheckedSyscall("open of the context file", Syscalls.openat, AT_FDCWD,
                 tracee.ScratchString(request.Path), O_RDONLY | O_CLOEXEC, 0);
@@ -124,7 +127,6 @@ public static class Restarter
             tracee.Syscall(Syscalls.close, contextFd);
             log.Add($"rebuilt {saved.Count} memory areas, {bytes} bytes of saved pages");
 
-            ProcessRestore.RestoreMemoryLayout(tracee, process.Process, relocate, log);
             FileRestore.Restore(tracee, process, new ContextFiles(request.Path, process), relocate,
                 new StandardStreams(request.StandardInput, request.StandardOutput, request.StandardError), log);
             ProcessRestore.RestoreEnvironment(tracee, process.Process, relocate, log);
@@ -138,7 +140,7 @@ public static class Restarter
 
             verifier.Complete();
             tracee.SetExtendedState(thread.ExtendedState);
-            tracee.SetFinalState(ThreadRestore.FinalRegisters(thread), thread.BlockedSignals);
+            tracee.SetFinalState(ThreadRestore.FinalRegisters(tracee, thread), thread.BlockedSignals);
 
             var signal = AfterActionSignal.For(request.After, request.Signal);
             if (signal == 0 && process.Process.WasStopped) signal = Signals.SIGSTOP;

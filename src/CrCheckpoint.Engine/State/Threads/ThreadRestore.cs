@@ -43,7 +43,7 @@ public static class ThreadRestore
     /// through it, and only the old kernel knew the rest): it returns EINTR, as a signal would make
     /// it, and the program's own EINTR handling takes over.
     /// </summary>
-    public static Registers FinalRegisters(ThreadRecord thread)
+    public static Registers FinalRegisters(Tracee tracee, ThreadRecord thread)
     {
         var regs = Registers.FromArray(thread.Registers);
         if (thread.InterruptedSyscall is { } sc)
@@ -54,9 +54,40 @@ public static class ThreadRestore
             {
                 regs.Rip -= 2;
                 regs.Rax = (ulong)sc.Number;
+                if (sc.ReturnCode == -516) SleepOnlyWhatWasLeft(tracee, ref regs);
             }
         }
         regs.OrigRax = ulong.MaxValue;
         return regs;
+    }
+
+    private const int TIMER_ABSTIME = 1;
+
+    /// <summary>
+    /// An interrupted relative sleep with a "remaining" buffer had the kernel write the time left
+    /// into it. Issued again as it was, the sleep would start over; pointing the request at a copy
+    /// of that remainder (below the red zone of the thread's stack, which the interrupted call
+    /// does not use) makes the program wake when it would have.
+    /// </summary>
+    private static void SleepOnlyWhatWasLeft(Tracee tracee, ref Registers regs)
+    {
+        ulong request, remaining;
+        switch ((long)regs.Rax)
+        {
+            case Syscalls.nanosleep:
+                (request, remaining) = (regs.Rdi, regs.Rsi);
+                break;
+            case Syscalls.clock_nanosleep when ((long)regs.Rsi & TIMER_ABSTIME) == 0:
+                (request, remaining) = (regs.Rdx, regs.R10);
+                break;
+            default:
+                return;
+        }
+        if (remaining == 0 || remaining == request) return;
+        Span<byte> left = stackalloc byte[16];
+        ProcessMemory.Read(tracee.Pid, remaining, left);
+        var copy = (regs.Rsp - 128 - 16) & ~15UL;
+        ProcessMemory.Write(tracee.Pid, copy, left);
+        if ((long)regs.Rax == Syscalls.nanosleep) regs.Rdi = copy; else regs.Rdx = copy;
     }
 }
