@@ -40,7 +40,9 @@ function Invoke-Native {
 
 function Invoke-Build {
     Invoke-Native dotnet @('publish', "$Root/src/CrCheckpoint.PowerShell/CrCheckpoint.PowerShell.csproj",
-        '-c', $Configuration, '-o', "$Root/bin", '--nologo', '-v', 'quiet', '-clp:ErrorsOnly')
+        '-c', $Configuration, '-o', "$Root/bin", '--nologo', '-v', 'quiet', '-clp:ErrorsOnly',
+        # ReadyToRun: the first checkpoint in a fresh pwsh should not wait for the JIT.
+        '-r', 'linux-x64', '--self-contained', 'false', '-p:PublishReadyToRun=true')
 }
 
 function Get-PesterModulePath {

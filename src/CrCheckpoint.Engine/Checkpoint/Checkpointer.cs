@@ -70,6 +70,7 @@ public static class Checkpointer
             : ContextDestination.Open(request, ContextDestination.Resolve(request.WorkingDirectory, request.Path ?? $"context.{request.Id}"));
         CheckDeadline();
 
+        using var streamer = new PageStreamer();
         var tracees = new List<Tracee>();
         var frozen = Stopwatch.StartNew();
         var released = false;
@@ -96,7 +97,7 @@ public static class Checkpointer
                     ProcessIds = pids.ToArray(),
                     SaveMappedFiles = request.Save.ToString(),
                 });
-                memoryBytes = WriteProcesses(writer, captured, CheckDeadline);
+                memoryBytes = WriteProcesses(writer, captured, streamer, CheckDeadline);
                 writer.Finish();
                 destination.Flush();
                 log.Add($"wrote {writer.BytesWritten} bytes in {writer.RecordCount} records ({memoryBytes} bytes of memory)");
@@ -130,10 +131,9 @@ public static class Checkpointer
         }
     }
 
-    private static long WriteProcesses(ContextWriter writer, List<CapturedProcess> captured, Action checkDeadline)
+    private static long WriteProcesses(ContextWriter writer, List<CapturedProcess> captured, PageStreamer streamer, Action checkDeadline)
     {
         long memoryBytes = 0;
-        using var streamer = new PageStreamer();
         var fileBuffer = new byte[1 << 20];
         foreach (var p in captured)
         {

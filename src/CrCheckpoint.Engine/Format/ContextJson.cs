@@ -24,6 +24,8 @@ public static class ContextJson
             NumberHandling = JsonNumberHandling.Strict,
         };
         options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: true));
+        options.TypeInfoResolver = System.Text.Json.Serialization.Metadata.JsonTypeInfoResolver.Combine(
+            State.RecordSchema.Default, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver());
         options.MakeReadOnly(populateMissingResolver: true);
         return options;
     }

@@ -20,6 +20,9 @@ public sealed unsafe class PageStreamer : IDisposable
     public PageStreamer()
     {
         _buffer = (byte*)NativeMemory.AlignedAlloc(BufferBytes, 4096);
+        // Fault the buffer in and run the checksum once now, before any process is frozen.
+        NativeMemory.Clear(_buffer, BufferBytes);
+        System.IO.Hashing.XxHash3.HashToUInt64(new ReadOnlySpan<byte>(_buffer, BufferBytes));
         _local = (IoVec*)NativeMemory.Alloc((nuint)(MaxIovecs * sizeof(IoVec)));
         _remote = (IoVec*)NativeMemory.Alloc((nuint)(MaxIovecs * sizeof(IoVec)));
     }
