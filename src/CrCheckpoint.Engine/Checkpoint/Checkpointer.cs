@@ -71,12 +71,12 @@ public static class Checkpointer
         CheckDeadline();
 
         using var streamer = new PageStreamer();
-        var tracees = new List<Tracee>();
+        var tracees = new List<FrozenProcess>();
         var frozen = Stopwatch.StartNew();
         var released = false;
         try
         {
-            foreach (var pid in pids) tracees.Add(Tracee.Seize(pid, pid));
+            foreach (var pid in pids) tracees.Add(FrozenProcess.Freeze(pid));
             frozen.Restart();
             log.Add($"froze {string.Join(", ", pids)}");
 
@@ -159,7 +159,7 @@ public static class Checkpointer
     /// longer than the copy; when they are to be stopped or killed, the file is committed first, so
     /// that a failed commit never costs the process.
     /// </summary>
-    private static TimeSpan Finish(CheckpointRequest request, ContextDestination destination, List<Tracee> tracees, MessageLog log, Stopwatch frozen)
+    private static TimeSpan Finish(CheckpointRequest request, ContextDestination destination, List<FrozenProcess> tracees, MessageLog log, Stopwatch frozen)
     {
         var signal = SignalFor(request);
         TimeSpan frozenFor;
@@ -182,7 +182,7 @@ public static class Checkpointer
                     t.KillAndReap();
                     continue;
                 }
-                t.SendSignal(signal);
+                t.Leader.SendSignal(signal);
                 t.Release();
             }
             frozenFor = frozen.Elapsed;

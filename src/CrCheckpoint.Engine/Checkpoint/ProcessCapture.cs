@@ -12,11 +12,12 @@ using CrCheckpoint.Engine.Tracing;
 
 namespace CrCheckpoint.Engine.Checkpoint;
 
-/// <summary>Reads every kind of state of one frozen single-threaded process; each kind lives in State/.</summary>
+/// <summary>Reads every kind of state of one frozen process; each kind lives in State/.</summary>
 public static class ProcessCapture
 {
-    public static CapturedProcess Capture(Tracee tracee, char stateBefore, SaveMappedFiles save, MessageLog log)
+    public static CapturedProcess Capture(FrozenProcess frozen, char stateBefore, SaveMappedFiles save, MessageLog log)
     {
+        var tracee = frozen.Leader;
         var pid = tracee.Pid;
         var stat = ProcStat.Read(pid);
         var status = ProcStatus.Read(pid);
@@ -36,9 +37,15 @@ public static class ProcessCapture
         var layout = MemoryCapture.CaptureLayout(tracee, stat);
         var signals = SignalCapture.Capture(tracee, status);
         var itimers = IntervalTimerRecord.Capture(tracee);
-        var thread = ThreadCapture.Capture(tracee, stat.Comm);
-        if (thread.InterruptedSyscall is { } sc)
-            log.Add($"process {pid} was inside system call {sc.Number} (return {sc.ReturnCode}); it will carry on with it");
+        var threads = new List<ThreadRecord>();
+        foreach (var t in frozen.Threads)
+        {
+            if (t != tracee) t.ShareRemoteStateOf(tracee);
+            var thread = ThreadCapture.Capture(t, t == tracee ? stat.Comm : ThreadName(pid, t.Tid));
+            if (thread.InterruptedSyscall is { } sc)
+                log.Add($"thread {t.Tid} of process {pid} was inside system call {sc.Number} (return {sc.ReturnCode}); it will carry on with it");
+            threads.Add(thread);
+        }
 
         var (map, plans, mapped) = MemoryCapture.Plan(pid, areas, executable, save);
         var exeIdentity = map.Areas.FirstOrDefault(a => a.Path == executable || a.Path == executable + " (deleted)")?.File;
@@ -56,7 +63,7 @@ public static class ProcessCapture
             ExecutableIdentity = exeIdentity,
             CommandLine = File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Split('\0'),
             StateAtCheckpoint = stateBefore.ToString(),
-            WasStopped = tracee.WasGroupStopped || stateBefore == 'T',
+            WasStopped = frozen.WasGroupStopped || stateBefore == 'T',
             WorkingDirectory = ProcFds.ReadLink($"/proc/{pid}/cwd") ?? "/",
             Root = ProcFds.ReadLink($"/proc/{pid}/root") ?? "/",
             Umask = status.Umask,
@@ -66,19 +73,25 @@ public static class ProcessCapture
             MemoryLayout = layout,
             Signals = signals,
             Timers = itimers,
-            ThreadIds = [tracee.Tid],
+            ThreadIds = threads.Select(t => t.Tid).ToArray(),
         };
 
         var toSave = unlinked.Concat(mapped).GroupBy(f => f.Key).Select(g => g.First()).ToList();
-        log.Add($"read process {pid} ({stat.Comm}): {areas.Count} memory areas, {plans.Sum(p => p.Runs.Sum(r => r.Count))} pages to save, {files.Descriptors.Count} descriptors, {toSave.Count} files to carry");
+        log.Add($"read process {pid} ({stat.Comm}): {threads.Count} thread(s), {areas.Count} memory areas, {plans.Sum(p => p.Runs.Sum(r => r.Count))} pages to save, {files.Descriptors.Count} descriptors, {toSave.Count} files to carry");
         return new CapturedProcess
         {
             Process = process,
-            Threads = [thread],
+            Threads = threads,
             Map = map,
             Plans = plans,
             Files = files,
             FilesToSave = toSave,
         };
+    }
+
+    private static string ThreadName(int pid, int tid)
+    {
+        try { return File.ReadAllText($"/proc/{pid}/task/{tid}/comm").TrimEnd('\n'); }
+        catch (IOException) { return ""; }
     }
 }

@@ -126,10 +126,6 @@ public static class ProcessSelection
                 $"process {pid} ({stat.Comm}) is tracing process {string.Join(", ", tracees)}; a tracer cannot be checkpointed. Use -Ptracer Skip to leave it out.", pid);
         }
 
-        var threads = status.Threads;
-        if (threads > 1)
-            throw new CheckpointException(CheckpointFailure.Unsupported,
-                $"process {pid} ({stat.Comm}) has {threads} threads: multi-threaded processes are not supported yet; only single-threaded processes can be checkpointed.", pid);
         return true;
     }
 

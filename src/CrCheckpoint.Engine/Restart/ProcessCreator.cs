@@ -61,6 +61,38 @@ public static unsafe class ProcessCreator
         }
     }
 
+    private const ulong ThreadFlags = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000; // VM FS FILES SIGHAND THREAD SYSVSEM
+
+    /// <summary>
+    /// Adds a thread to a process being rebuilt: a remote clone3 in its leader with the thread
+    /// flags (and set_tid for the original id). The new thread is attached to us on its own
+    /// (PTRACE_O_TRACECLONE) and never runs before its registers are replaced.
+    /// </summary>
+    public static Tracee CreateThread(Tracee leader, int? tid)
+    {
+        var args = new ulong[11];
+        args[0] = ThreadFlags;
+        var scratch = leader.Scratch;
+        if (tid is { } wanted)
+        {
+            leader.WriteScratch(BitConverter.GetBytes(wanted), 128);
+            args[8] = scratch + 128;
+            args[9] = 1;
+        }
+        leader.WriteScratch(MemoryMarshal.AsBytes(args.AsSpan()));
+        var created = leader.Syscall(Syscalls.clone3, (long)scratch, args.Length * 8);
+        if (created < 0)
+        {
+            throw -created == (int)Errno.EEXIST
+                ? new RestartException(RestartFailure.PidInUse,
+                    $"thread id {tid} is in use by another process. Use -NoRestorePid to restart with new ids.", tid?.ToString())
+                : new NativeException("clone3 of a thread", (int)-created);
+        }
+        var thread = Tracee.Adopt(leader.Pid, (int)created);
+        thread.ShareRemoteStateOf(leader);
+        return thread;
+    }
+
     /// <summary>posix_spawn with a clean signal state and /dev/null for 0-2; no rseq, so nothing to undo.</summary>
     private static int SpawnStub()
     {
@@ -110,6 +142,9 @@ public static unsafe class ProcessCreator
     /// </summary>
     public static void WaitForFreePid(int pid, TimeSpan limit)
     {
+        if (pid == Environment.ProcessId)
+            throw new RestartException(RestartFailure.PidInUse,
+                $"process id {pid} is this PowerShell process. Use -NoRestorePid to restart with a new process id.", pid.ToString());
         var clock = System.Diagnostics.Stopwatch.StartNew();
         while (ProcTasks.Exists(pid))
         {

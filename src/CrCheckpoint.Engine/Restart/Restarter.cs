@@ -38,7 +38,8 @@ public static class Restarter
             var kernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim();
             if (kernel != image.Image.KernelRelease)
                 log.Add($"the checkpoint was taken on kernel {image.Image.KernelRelease}, this is {kernel}");
-            if (request.RestorePid) ProcessCreator.WaitForFreePid(process.Pid, request.PidWait);
+            if (request.RestorePid)
+                foreach (var tid in process.Threads.Select(t => t.Tid)) ProcessCreator.WaitForFreePid(tid, request.PidWait);
 
             var verifier = DataVerifier.Start(request.Path, image.Processes);
             var (pid, bytes) = TracerThread.Run(() => Rebuild(request, image, process, relocate, verifier, log));
@@ -92,9 +93,9 @@ public static class Restarter
             throw new RestartException(RestartFailure.Unsupported,
                 $"{image.Path} holds {image.Processes.Count} processes; restarting process trees is not supported yet.", image.Path);
         var process = image.Processes[0];
-        if (process.Threads.Count != 1)
-            throw new RestartException(RestartFailure.Unsupported,
-                $"process {process.Pid} in {image.Path} has {process.Threads.Count} threads; restarting multi-threaded processes is not supported yet.", image.Path);
+        if (process.Threads.Count == 0 || process.Threads[0].Tid != process.Pid)
+            throw new RestartException(RestartFailure.ContextInvalid,
+                $"process {process.Pid} in {image.Path} has no record of its main thread.", image.Path);
         return process;
     }
 
@@ -102,10 +103,12 @@ public static class Restarter
         PathRelocator relocate, DataVerifier verifier, MessageLog log)
     {
         var tracee = ProcessCreator.Create(request.RestorePid ? process.Pid : null, log);
+        var threads = new List<(Tracee Tracee, ThreadRecord Record)>();
         try
         {
             var pid = tracee.Pid;
             var thread = process.Threads[0];
+            threads.Add((tracee, thread));
             ThreadRestore.DropRseq(tracee);
 
             var current = ProcMaps.Read(pid);
@@ -133,24 +136,40 @@ public static class Restarter
             ResourceLimitRestore.Restore(pid, process.Process.Limits, log);
             SignalRestore.RestoreDispositions(tracee, process.Process.Signals);
             IntervalTimerRestore.Restore(tracee, process.Process.Timers);
-            ThreadRestore.RestoreKernelState(tracee, thread);
             RestoreGroupAndSession(tracee, request, process, log);
-            SignalRestore.RestorePending(tracee, process.Process.Signals.SharedPending, thread.PendingSignals);
+            foreach (var other in process.Threads.Skip(1))
+                threads.Add((ProcessCreator.CreateThread(tracee, request.RestorePid ? other.Tid : null), other));
+            if (threads.Count > 1) log.Add($"created {threads.Count - 1} more thread(s)");
+            foreach (var (t, record) in threads)
+            {
+                ThreadRestore.RestoreKernelState(t, record);
+                if (t != tracee) ThreadRestore.RestoreName(t, record);
+                if (!request.RestorePid) ThreadRestore.FixCachedThreadId(t, record);
+            }
+            SignalRestore.RestorePending(tracee, process.Process.Signals.SharedPending, []);
+            foreach (var (t, record) in threads) SignalRestore.RestorePending(t, [], record.PendingSignals);
             ProcessRestore.RestoreCredentials(tracee, process.Process, log);
 
             verifier.Complete();
-            tracee.SetExtendedState(thread.ExtendedState);
-            tracee.SetFinalState(ThreadRestore.FinalRegisters(tracee, thread), thread.BlockedSignals);
+            foreach (var (t, record) in threads)
+            {
+                t.SetExtendedState(record.ExtendedState);
+                t.SetFinalState(ThreadRestore.FinalRegisters(t, record), record.BlockedSignals);
+            }
 
             var signal = AfterActionSignal.For(request.After, request.Signal);
             if (signal == 0 && process.Process.WasStopped) signal = Signals.SIGSTOP;
             if (signal != 0) tracee.SendSignal(signal);
+            // The leader last: it unmaps the scratch page the other threads borrowed.
+            foreach (var (t, _) in threads.Skip(1)) t.Release();
             tracee.Release();
             if (signal != 0) log.Add($"sent {Signals.Name(signal)} to {pid}");
             return (pid, bytes);
         }
         catch
         {
+            Interop.kill(tracee.Pid, Signals.SIGKILL);
+            foreach (var (t, _) in threads.Skip(1)) t.KillAndReap();
             tracee.KillAndReap();
             log.Add($"killed the half-built process {tracee.Pid}");
             throw;

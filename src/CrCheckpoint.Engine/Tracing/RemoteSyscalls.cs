@@ -14,6 +14,7 @@ public sealed unsafe partial class Tracee
 {
     private ulong _syscallAddress;
     private ulong _scratch;
+    private bool _scratchBorrowed;
     private bool _signalsBlocked;
 
     public const int ScratchSize = 16384;
@@ -94,6 +95,17 @@ public sealed unsafe partial class Tracee
 
     public ulong SyscallInstructionAddress => _syscallAddress;
 
+    /// <summary>
+    /// Threads of one process share its memory: the others run their remote calls with the scratch
+    /// page and syscall instruction of <paramref name="owner"/>, which alone unmaps the page.
+    /// </summary>
+    public void ShareRemoteStateOf(Tracee owner)
+    {
+        _scratch = owner.Scratch;
+        _scratchBorrowed = true;
+        _syscallAddress = owner._syscallAddress;
+    }
+
     /// <summary>Copies a NUL-terminated string into the scratch page and returns its address in the target.</summary>
     public long ScratchString(string value, int offset = 0)
     {
@@ -111,11 +123,11 @@ public sealed unsafe partial class Tracee
 
     private void CleanUpRemoteState()
     {
-        if (_scratch != 0)
+        if (_scratch != 0 && !_scratchBorrowed)
         {
             Syscall(Syscalls.munmap, (long)_scratch, ScratchSize);
-            _scratch = 0;
         }
+        _scratch = 0;
         _signalsBlocked = false;
     }
 }

@@ -45,6 +45,8 @@ public sealed unsafe partial class Tracee : IDisposable
         if (ptrace(PTRACE_SEIZE, tid, 0, options) == -1)
         {
             var errno = ErrnoCheck.LastErrno;
+            // A thread born while its siblings were being frozen is attached to us already (TRACECLONE).
+            if (errno == (int)Errno.EPERM && IsTracedByUs(tid)) return Adopt(pid, tid);
             throw errno switch
             {
                 (int)Errno.ESRCH => new TraceeGoneException(tid, "no such process"),
@@ -100,6 +102,18 @@ public sealed unsafe partial class Tracee : IDisposable
 
         _original = GetRegisters();
         _originalSigMask = GetSignalMask();
+    }
+
+    private static bool IsTracedByUs(int tid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{tid}/status"))
+                if (line.StartsWith("TracerPid:", StringComparison.Ordinal))
+                    return int.Parse(line[10..].Trim()) == Environment.ProcessId;
+        }
+        catch (IOException) { }
+        return false;
     }
 
     /// <summary>

@@ -35,6 +35,26 @@ public static class ThreadRestore
 
     private const long EINTR = 4;
 
+    public static void RestoreName(Tracee tracee, ThreadRecord thread)
+    {
+        const int PR_SET_NAME = 15;
+        var name = new byte[16];
+        var bytes = System.Text.Encoding.UTF8.GetBytes(thread.Name);
+        bytes.AsSpan(0, Math.Min(15, bytes.Length)).CopyTo(name);
+        tracee.WriteScratch(name);
+        tracee.Syscall(Syscalls.prctl, PR_SET_NAME, (long)tracee.Scratch);
+    }
+
+    /// <summary>
+    /// glibc keeps each thread's id in its thread descriptor, the word clear_child_tid points at;
+    /// with a new id that word must say so, or raise() and pthread_kill() signal the old id.
+    /// </summary>
+    public static void FixCachedThreadId(Tracee tracee, ThreadRecord thread)
+    {
+        if (thread.ClearChildTid == 0) return;
+        ProcessMemory.Write(tracee.Pid, thread.ClearChildTid, BitConverter.GetBytes(tracee.Tid));
+    }
+
     /// <summary>
     /// The registers the thread leaves with. A thread frozen inside a system call is pointed back
     /// at the syscall instruction with the call number in rax: a new process has no kernel restart

@@ -1,0 +1,98 @@
+using CrCheckpoint.Engine.Native;
+using CrCheckpoint.Engine.Proc;
+using static CrCheckpoint.Engine.Native.Interop;
+
+namespace CrCheckpoint.Engine.Tracing;
+
+/// <summary>
+/// Every thread of one process, seized and frozen. Threads are seized with PTRACE_O_TRACECLONE and
+/// /proc/PID/task is read again until no new thread shows up, so one born during the freeze is
+/// caught too. The leader (tid == pid) comes first; process-wide remote calls run in it, and the
+/// other threads share its scratch page.
+/// </summary>
+public sealed unsafe class FrozenProcess : IDisposable
+{
+    private FrozenProcess(int pid, List<Tracee> threads)
+    {
+        Pid = pid;
+        Threads = threads;
+    }
+
+    public int Pid { get; }
+    public List<Tracee> Threads { get; }
+    public Tracee Leader => Threads[0];
+
+    public static FrozenProcess Freeze(int pid, int options = PTRACE_O_TRACECLONE)
+    {
+        var seized = new Dictionary<int, Tracee>();
+        try
+        {
+            while (true)
+            {
+                var fresh = ProcTasks.ThreadIds(pid).Where(t => !seized.ContainsKey(t) && IsAlive(pid, t)).ToList();
+                if (fresh.Count == 0) break;
+                foreach (var tid in fresh)
+                {
+                    try
+                    {
+                        seized[tid] = Tracee.Seize(pid, tid, options);
+                    }
+                    catch (TraceeGoneException) when (tid != pid)
+                    {
+                        // A thread that exits while the others are frozen simply is not part of the checkpoint.
+                    }
+                }
+            }
+            if (!seized.ContainsKey(pid))
+                throw new State.UnsupportedStateException(pid,
+                    "its main thread has exited (pthread_exit) while other threads run on; such a process cannot be checkpointed yet");
+            var ordered = seized.Values.OrderBy(t => t.Tid == pid ? 0 : 1).ThenBy(t => t.Tid).ToList();
+            return new FrozenProcess(pid, ordered);
+        }
+        catch
+        {
+            foreach (var t in seized.Values) t.DetachQuietly();
+            throw;
+        }
+    }
+
+    private static bool IsAlive(int pid, int tid)
+    {
+        try
+        {
+            return ProcStat.Read(pid, tid).State is not ('Z' or 'X');
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    public bool WasGroupStopped => Threads.Any(t => t.WasGroupStopped);
+
+    /// <summary>Releases every thread; the leader last, because it owns the scratch page the others borrowed.</summary>
+    public void Release()
+    {
+        foreach (var t in Threads.Skip(1)) t.Release();
+        Leader.Release();
+    }
+
+    public void DetachQuietly()
+    {
+        foreach (var t in Threads.Skip(1)) t.DetachQuietly();
+        Leader.DetachQuietly();
+    }
+
+    /// <summary>
+    /// Kills the process and reaps every thread; the leader's exit is only reported once all the
+    /// others have been reaped, so they go first.
+    /// </summary>
+    public void KillAndReap()
+    {
+        Interop.kill(Pid, Signals.SIGKILL);
+        foreach (var t in Threads.Skip(1)) t.KillAndReap();
+        Leader.KillAndReap();
+    }
+
+    public void Dispose() => DetachQuietly();
+}
