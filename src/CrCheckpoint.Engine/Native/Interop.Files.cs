@@ -94,3 +94,11 @@ internal static partial class Interop
     [LibraryImport("libc", SetLastError = true)]
     public static partial int fchmod(int fd, int mode);
 }
+
+internal static partial class Interop
+{
+    public const uint MFD_CLOEXEC = 1;
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int ftruncate(int fd, long length);
+}

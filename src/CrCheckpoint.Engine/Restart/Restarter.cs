@@ -102,6 +102,7 @@ public static class Restarter
     private static (int Pid, long Bytes) Rebuild(RestartRequest request, ContextImage image, ProcessImage process,
         PathRelocator relocate, DataVerifier verifier, MessageLog log)
     {
+        using var shared = SharedMemoryObjects.Create(request.Path, process);
         var tracee = ProcessCreator.Create(request.RestorePid ? process.Pid : null, log);
         var threads = new List<(Tracee Tracee, ThreadRecord Record)>();
         try
@@ -126,12 +127,14 @@ public static class Restarter
 
             var contextFd = (int)tracee.CheckedSyscall("open of the context file", Syscalls.openat, AT_FDCWD,
                 tracee.ScratchString(request.Path), O_RDONLY | O_CLOEXEC, 0);
-            var bytes = MemoryRestore.MapAreas(tracee, process, contextFd, relocate);
+            long bytes;
+            using (var bridge = new DescriptorBridge(tracee, FileRestore.HighestDescriptor(process)))
+                bytes = MemoryRestore.MapAreas(tracee, process, contextFd, relocate, shared, bridge);
             tracee.Syscall(Syscalls.close, contextFd);
             log.Add($"rebuilt {saved.Count} memory areas, {bytes} bytes of saved pages");
 
             FileRestore.Restore(tracee, process, new ContextFiles(request.Path, process), relocate,
-                new StandardStreams(request.StandardInput, request.StandardOutput, request.StandardError), log);
+                new StandardStreams(request.StandardInput, request.StandardOutput, request.StandardError), shared, log);
             ProcessRestore.RestoreEnvironment(tracee, process.Process, relocate, log);
             ResourceLimitRestore.Restore(pid, process.Process.Limits, log);
             SignalRestore.RestoreDispositions(tracee, process.Process.Signals);

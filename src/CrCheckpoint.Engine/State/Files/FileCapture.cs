@@ -20,7 +20,14 @@ public static class FileCapture
             if (record.Kind is FileDescriptorKind.Socket or FileDescriptorKind.AnonymousInode or FileDescriptorKind.Other)
                 throw new UnsupportedStateException(pid,
                     $"descriptor {d.Fd} ({d.Target}) is a {Describe(record.Kind)}, which this version cannot checkpoint yet; close it in the program, or checkpoint another process");
-            if (record.Kind == FileDescriptorKind.UnlinkedFile && record.Identity is { } id)
+            if (record.Kind == FileDescriptorKind.UnlinkedFile && record.Path.StartsWith("/memfd:", StringComparison.Ordinal) && record.Identity is { } memfd)
+            {
+                var key = MemoryCapture.ShmemKey(memfd);
+                record = Clone(record, key, FileDescriptorKind.Memfd);
+                if (files.All(f => f.Key != key))
+                    files.Add(new FileToSave(key, record.Path, $"/proc/{pid}/fd/{d.Fd}", memfd, "shmem"));
+            }
+            else if (record.Kind == FileDescriptorKind.UnlinkedFile && record.Identity is { } id)
             {
                 var key = $"{id.Device:x}:{id.Inode}";
                 record = Clone(record, key);
@@ -39,9 +46,9 @@ public static class FileCapture
         _ => "kind of file",
     };
 
-    private static FileDescriptorRecord Clone(FileDescriptorRecord r, string key) => new()
+    private static FileDescriptorRecord Clone(FileDescriptorRecord r, string key, FileDescriptorKind? kind = null) => new()
     {
-        Fd = r.Fd, Kind = r.Kind, Path = r.Path, Flags = r.Flags, CloseOnExec = r.CloseOnExec,
+        Fd = r.Fd, Kind = kind ?? r.Kind, Path = r.Path, Flags = r.Flags, CloseOnExec = r.CloseOnExec,
         Position = r.Position, Identity = r.Identity, Inode = r.Inode, SavedFileKey = key,
     };
 

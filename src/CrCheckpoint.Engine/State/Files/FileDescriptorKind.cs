@@ -6,6 +6,8 @@ public enum FileDescriptorKind
     /// <summary>A regular file unlinked while open: its contents travel in a FileContent record.</summary>
     UnlinkedFile,
     Directory,
+    /// <summary>A memfd (shared memory with a descriptor): restored as the same object its mappings use.</summary>
+    Memfd,
     /// <summary>/dev/null, /dev/zero, /dev/random, /dev/urandom, /dev/full: reopened by path.</summary>
     Device,
     Terminal,

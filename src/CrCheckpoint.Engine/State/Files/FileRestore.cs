@@ -17,7 +17,7 @@ public sealed record StandardStreams(string? Input, string? Output, string? Erro
 /// </summary>
 public static class FileRestore
 {
-    private const int F_SETFD = 2, F_DUPFD_CLOEXEC = 1030, FD_CLOEXEC = 1;
+    private const int F_SETFD = 2, FD_CLOEXEC = 1;
     private const int OpenFlagsToDrop = O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY;
 
     /// <summary>Refuses a restart whose regular files are missing, before anything is built.</summary>
@@ -34,25 +34,11 @@ public static class FileRestore
     }
 
     public static void Restore(Tracee tracee, ProcessImage process, ContextFiles contextFiles, PathRelocator relocate,
-        StandardStreams streams, MessageLog log)
+        StandardStreams streams, Memory.SharedMemoryObjects shared, MessageLog log)
     {
         var descriptors = process.Files.Descriptors;
-        var highest = descriptors.Count == 0 ? 2 : Math.Max(2, descriptors.Max(d => d.Fd));
         tracee.CheckedSyscall("close_range", Syscalls.close_range, 0, uint.MaxValue, 0);
-
-        // Long-lived helper descriptors sit above every saved number, out of the way of dup3.
-        long enginePidfd = -1;
-        long Park(long fd)
-        {
-            var high = tracee.CheckedSyscall("fcntl(F_DUPFD_CLOEXEC)", Syscalls.fcntl, fd, F_DUPFD_CLOEXEC, highest + 1);
-            tracee.Syscall(Syscalls.close, fd);
-            return high;
-        }
-        long EnginePidfd()
-        {
-            if (enginePidfd < 0) enginePidfd = Park(tracee.CheckedSyscall("pidfd_open", Syscalls.pidfd_open, Environment.ProcessId, 0));
-            return enginePidfd;
-        }
+        using var bridge = new DescriptorBridge(tracee, HighestDescriptor(process));
 
         var placed = new HashSet<int>();
         var unlinkAfter = new List<string>();
@@ -67,6 +53,9 @@ public static class FileRestore
                     case FileDescriptorKind.RegularFile or FileDescriptorKind.Directory or FileDescriptorKind.Device or FileDescriptorKind.Fifo:
                         fd = Open(tracee, relocate.Map(d.Path), d.Flags | (d.Kind == FileDescriptorKind.Directory ? O_DIRECTORY : 0));
                         break;
+                    case FileDescriptorKind.Memfd when d.SavedFileKey is not null && shared.Contains(d.SavedFileKey):
+                        fd = bridge.Fetch(shared.EngineFd(d.SavedFileKey));
+                        break;
                     case FileDescriptorKind.UnlinkedFile:
                         var recreated = contextFiles.Recreate(d.SavedFileKey!, d.Path);
                         unlinkAfter.Add(recreated);
@@ -79,7 +68,7 @@ public static class FileRestore
                         PlaceSelfPipe(tracee, d, descriptors, placed);
                         continue;
                     default:
-                        fd = Substitute(tracee, d, streams, EnginePidfd, log);
+                        fd = Substitute(tracee, d, streams, bridge, log);
                         break;
                 }
                 Place(tracee, fd, d.Fd, d.CloseOnExec);
@@ -90,10 +79,12 @@ public static class FileRestore
         }
         finally
         {
-            if (enginePidfd >= 0) tracee.Syscall(Syscalls.close, enginePidfd);
             foreach (var path in unlinkAfter) File.Delete(path);
         }
     }
+
+    public static int HighestDescriptor(ProcessImage process) =>
+        process.Files.Descriptors.Count == 0 ? 2 : Math.Max(2, process.Files.Descriptors.Max(d => d.Fd));
 
     private static long Open(Tracee tracee, string path, int flags)
     {
@@ -139,7 +130,7 @@ public static class FileRestore
     }
 
     /// <summary>A pipe whose other end is gone, or a terminal that no longer exists.</summary>
-    private static long Substitute(Tracee tracee, FileDescriptorRecord d, StandardStreams streams, Func<long> enginePidfd, MessageLog log)
+    private static long Substitute(Tracee tracee, FileDescriptorRecord d, StandardStreams streams, DescriptorBridge bridge, MessageLog log)
     {
         var (path, callerFd) = d.Fd switch
         {
@@ -157,6 +148,6 @@ public static class FileRestore
             return fd;
         }
         log.Add($"descriptor {d.Fd} ({d.Path}) now goes to the caller's descriptor {callerFd}");
-        return tracee.CheckedSyscall("pidfd_getfd", Syscalls.pidfd_getfd, enginePidfd(), callerFd, 0);
+        return bridge.Fetch(callerFd);
     }
 }

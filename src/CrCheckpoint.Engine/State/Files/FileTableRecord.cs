@@ -35,6 +35,12 @@ public sealed class FileContentRecord
     public string Key { get; init; } = "";
     public string Path { get; init; } = "";
     public FileIdentity Identity { get; init; } = new();
-    /// <summary>Why the file travels: "unlinked", "save-exe", "save-private", "save-shared".</summary>
+    /// <summary>Why the file travels: "unlinked", "save-exe", "save-private", "save-shared", or "shmem" for
+    /// shared memory (memfd, MAP_SHARED|MAP_ANONYMOUS, System V) which is restored as one object.</summary>
     public string Reason { get; init; } = "";
+    /// <summary>
+    /// For sparse objects: pairs [offset, length] in bytes of the ranges that hold data; the data is
+    /// those ranges back to back and the rest of the file (identity.size) is holes. Absent: the whole file.
+    /// </summary>
+    public long[][]? Runs { get; init; }
 }

@@ -21,7 +21,11 @@ public enum SaveMappedFiles
 public sealed record AreaPlan(MemoryArea Area, MemoryAreaRecord Record, List<PageRun> Runs);
 
 /// <summary>A whole file that must travel in the context (unlinked, or asked for by --save-*).</summary>
-public sealed record FileToSave(string Key, string Path, string SourcePath, FileIdentity Identity, string Reason);
+public sealed record FileToSave(string Key, string Path, string SourcePath, FileIdentity Identity, string Reason)
+{
+    /// <summary>Save only the ranges that hold data (shared memory objects are often huge and sparse).</summary>
+    public bool Sparse => Reason == "shmem";
+}
 
 /// <summary>Plans the memory part of a checkpoint: the map, the pages, the files that must go with it.</summary>
 public static class MemoryCapture
@@ -74,7 +78,17 @@ public static class MemoryCapture
             if (kind is MemoryAreaKind.Anonymous or MemoryAreaKind.Heap or MemoryAreaKind.Stack or MemoryAreaKind.PrivateFile)
                 runs = pagemap.PrivatePages(area.Start, area.End);
             else if (kind == MemoryAreaKind.SharedAnonymous)
-                runs = SharedAnonymousPages(mapFile, area, pagemap);
+            {
+                // One shmem object may be mapped many times (memfd double mapping, as .NET's JIT
+                // does): it is saved once, whole, and every area maps it again at its offset.
+                identity = StatIdentity(mapFile);
+                if (identity is not null)
+                {
+                    savedKey = ShmemKey(identity);
+                    files.TryAdd(savedKey, new FileToSave(savedKey, area.Path, mapFile, identity, "shmem"));
+                }
+                else runs = SharedAnonymousPages(mapFile, area, pagemap);
+            }
 
             var record = new MemoryAreaRecord
             {
@@ -87,6 +101,8 @@ public static class MemoryCapture
         var map = new MemoryMapRecord { Pid = pid, Areas = plans.Select(p => p.Record).ToList() };
         return (map, plans, files.Values.ToList());
     }
+
+    public static string ShmemKey(FileIdentity identity) => $"{identity.Device:x}:{identity.Inode}";
 
     public static MemoryAreaKind Classify(MemoryArea area) => area.Path switch
     {

@@ -110,7 +110,8 @@ public static class MemoryRestore
     /// Maps every saved area and fills in its saved pages. The context file must be open in the
     /// target as <paramref name="contextFd"/>. Returns the bytes of memory read from the context.
     /// </summary>
-    public static long MapAreas(Tracee tracee, ProcessImage process, int contextFd, PathRelocator relocate)
+    public static long MapAreas(Tracee tracee, ProcessImage process, int contextFd, PathRelocator relocate,
+        SharedMemoryObjects sharedObjects, DescriptorBridge bridge)
     {
         var openFiles = new Dictionary<(string, bool), long>();
         var toProtect = new List<MemoryAreaRecord>();
@@ -144,6 +145,12 @@ public static class MemoryRestore
                         fd = OpenInTarget(tracee, openFiles, relocate.Map(StripDeleted(area.Path)), writable);
                         offset = (long)area.Offset;
                         flags |= shared ? MAP_SHARED : MAP_PRIVATE;
+                        break;
+                    case MemoryAreaKind.SharedAnonymous when area.SavedFileKey is not null && sharedObjects.Contains(area.SavedFileKey):
+                        if (!openFiles.TryGetValue((area.SavedFileKey, true), out fd))
+                            openFiles[(area.SavedFileKey, true)] = fd = bridge.Fetch(sharedObjects.EngineFd(area.SavedFileKey));
+                        offset = (long)area.Offset;
+                        flags |= MAP_SHARED;
                         break;
                     case MemoryAreaKind.SharedAnonymous:
                         flags |= MAP_SHARED | MAP_ANONYMOUS;
