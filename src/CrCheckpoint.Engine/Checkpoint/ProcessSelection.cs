@@ -60,7 +60,10 @@ public static class ProcessSelection
             try
             {
                 var stat = ProcStat.Read(pid);
-                if (stat.IsKernelThread) continue;
+                if (stat.ParentId == Environment.ProcessId && !Restart.RestartedProcess.IsRestartedHere(pid))
+            throw new CheckpointException(CheckpointFailure.Unsupported,
+                $"process {pid} ({stat.Comm}) is a child of this PowerShell process (started with Start-Process, & or a job). The .NET runtime waits for its own children and would take the kernel's notifications away from the checkpoint. Start the program detached (for example through setsid or nohup from bash), or checkpoint it from another PowerShell process.", pid);
+        if (stat.IsKernelThread) continue;
                 if ((scope == CheckpointScope.Group ? stat.ProcessGroupId : stat.SessionId) == id) members.Add(pid);
             }
             catch (IOException) { }
@@ -87,6 +90,9 @@ public static class ProcessSelection
         if (pid == Environment.ProcessId)
             throw new CheckpointException(CheckpointFailure.Unsupported,
                 $"process {pid} is the PowerShell process running this command; it cannot checkpoint itself. Run the checkpoint from another pwsh.", pid);
+        if (stat.ParentId == Environment.ProcessId && !Restart.RestartedProcess.IsRestartedHere(pid))
+            throw new CheckpointException(CheckpointFailure.Unsupported,
+                $"process {pid} ({stat.Comm}) is a child of this PowerShell process (started with Start-Process, & or a job). The .NET runtime waits for its own children and would take the kernel's notifications away from the checkpoint. Start the program detached (for example through setsid or nohup from bash), or checkpoint it from another PowerShell process.", pid);
         if (stat.IsKernelThread)
             throw new CheckpointException(CheckpointFailure.Unsupported,
                 $"process {pid} ({stat.Comm}) is a kernel thread; only user processes can be checkpointed.", pid);

@@ -13,9 +13,15 @@ internal sealed unsafe class RestartedProcess
     private const int CLD_EXITED = 1;
     private readonly TaskCompletionSource<ProcessExit> _exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, RestartedProcess> Running = new();
+
+    /// <summary>True for a child of this process that the engine restarted (and watches) itself.</summary>
+    public static bool IsRestartedHere(int pid) => Running.ContainsKey(pid);
+
     public RestartedProcess(int pid)
     {
         Pid = pid;
+        Running[pid] = this;
         var pidfd = (int)Interop.syscall(Syscalls.pidfd_open, pid, 0);
         if (pidfd < 0)
         {
@@ -52,6 +58,7 @@ internal sealed unsafe class RestartedProcess
         finally
         {
             Interop.close(pidfd);
+            Running.TryRemove(Pid, out _);
         }
     }
 
