@@ -63,7 +63,9 @@ public static class Checkpointer
                 "-Directory (one context file per process) comes with process-tree support; this version writes one file: use -Path.");
 
         var pids = ProcessSelection.Resolve(request, log);
-        var states = pids.ToDictionary(p => p, p => ProcStat.Read(p).State);
+        var zombies = pids.Where(ProcessSelection.IsZombie).ToList();
+        var live = pids.Except(zombies).ToList();
+        var states = live.ToDictionary(p => p, p => ProcStat.Read(p).State);
 
         using var destination = request.Fd is { } fd
             ? ContextDestination.OpenDescriptor(fd)
@@ -76,11 +78,14 @@ public static class Checkpointer
         var released = false;
         try
         {
-            foreach (var pid in pids) tracees.Add(FrozenProcess.Freeze(pid));
+            FreezeAll(request, live, states, tracees, log);
             frozen.Restart();
-            log.Add($"froze {string.Join(", ", pids)}");
+            pids = tracees.Select(t => t.Pid).Concat(zombies).ToList();
+            log.Add($"froze {string.Join(", ", tracees.Select(t => t.Pid))}{(zombies.Count > 0 ? $"; zombies {string.Join(", ", zombies)}" : "")}");
 
             var captured = tracees.Select(tr => ProcessCapture.Capture(tr, states[tr.Pid], request.Save, log)).ToList();
+            SharedDescriptions.Assign(captured.Select(c => c.Files).ToList());
+            var pipes = CapturePipes(captured);
             CheckDeadline();
 
             long memoryBytes;
@@ -98,6 +103,13 @@ public static class Checkpointer
                     SaveMappedFiles = request.Save.ToString(),
                 });
                 memoryBytes = WriteProcesses(writer, captured, streamer, CheckDeadline);
+                foreach (var zombie in zombies) writer.WriteRecord(RecordKind.Process, ZombieRecord(zombie));
+                foreach (var (meta, data) in pipes)
+                {
+                    var record = writer.BeginDataRecord(RecordKind.PipeData, meta, data.Length);
+                    record.Write(data);
+                    record.Complete();
+                }
                 writer.Finish();
                 destination.Flush();
                 log.Add($"wrote {writer.BytesWritten} bytes in {writer.RecordCount} records ({memoryBytes} bytes of memory)");
@@ -131,17 +143,75 @@ public static class Checkpointer
         }
     }
 
+    /// <summary>
+    /// Freezes every process in scope, parents first. For a tree, the descendants are listed again
+    /// after each round until no new one appears: a child forked during the freeze is attached to
+    /// us by PTRACE_O_TRACEFORK and is caught in the next round.
+    /// </summary>
+    private static void FreezeAll(CheckpointRequest request, List<int> live, Dictionary<int, char> states, List<FrozenProcess> frozen, MessageLog log)
+    {
+        const int options = Interop.PTRACE_O_TRACECLONE | Interop.PTRACE_O_TRACEFORK | Interop.PTRACE_O_TRACEVFORK;
+        var pending = new List<int>(live);
+        while (pending.Count > 0)
+        {
+            foreach (var pid in pending)
+            {
+                try
+                {
+                    frozen.Add(FrozenProcess.Freeze(pid, options));
+                }
+                catch (TraceeGoneException) when (pid != request.Id)
+                {
+                    log.Add($"process {pid} exited as the checkpoint began; it is not part of it");
+                }
+            }
+            if (request.Scope != CheckpointScope.Tree) break;
+            var known = frozen.Select(f => f.Pid).ToHashSet();
+            pending = ProcessSelection.Descendants(request.Id)
+                .Where(p => !known.Contains(p) && !ProcessSelection.IsZombie(p)).ToList();
+            foreach (var p in pending) states[p] = 'R';
+            if (pending.Count > 0) log.Add($"caught {string.Join(", ", pending)}, born during the freeze");
+        }
+    }
+
+    private static State.Process.ProcessRecord ZombieRecord(int pid)
+    {
+        var stat = ProcStat.Read(pid);
+        return new State.Process.ProcessRecord
+        {
+            Pid = pid, ParentPid = stat.ParentId, ProcessGroupId = stat.ProcessGroupId, SessionId = stat.SessionId,
+            Name = stat.Comm, StateAtCheckpoint = "Z", Zombie = true, ExitStatus = stat.ExitCode,
+        };
+    }
+
+    /// <summary>The bytes in flight in every pipe that a process of the checkpoint reads from.</summary>
+    private static List<(PipeDataRecord Meta, byte[] Data)> CapturePipes(List<CapturedProcess> captured)
+    {
+        var pipes = new List<(PipeDataRecord, byte[])>();
+        var seen = new HashSet<ulong>();
+        foreach (var p in captured)
+        {
+            foreach (var d in p.Files.Descriptors.Where(d => d.Kind == FileDescriptorKind.Pipe && d.Readable))
+            {
+                if (!seen.Add(d.Inode)) continue;
+                pipes.Add(PipeCapture.Capture(p.Process.Pid, d.Fd, d.Inode));
+            }
+        }
+        return pipes;
+    }
+
     private static long WriteProcesses(ContextWriter writer, List<CapturedProcess> captured, PageStreamer streamer, Action checkDeadline)
     {
         long memoryBytes = 0;
         var fileBuffer = new byte[1 << 20];
+        var writtenFiles = new HashSet<string>();
         foreach (var p in captured)
         {
             writer.WriteRecord(RecordKind.Process, p.Process);
             foreach (var thread in p.Threads) writer.WriteRecord(RecordKind.Thread, thread);
             writer.WriteRecord(RecordKind.MemoryMap, p.Map);
             writer.WriteRecord(RecordKind.FileTable, p.Files);
-            foreach (var file in p.FilesToSave) FileContentWriter.Write(writer, file, fileBuffer);
+            foreach (var file in p.FilesToSave.Where(f => writtenFiles.Add(f.Key))) FileContentWriter.Write(writer, file, fileBuffer);
             foreach (var plan in p.Plans.Where(pl => pl.Runs.Count > 0))
             {
                 streamer.Write(writer, p.Process.Pid, plan);

@@ -17,32 +17,69 @@ public static class ProcessSelection
                 break;
             case CheckpointScope.Tree:
                 RequireProcess(id);
-                pids = [id];
-                var children = ProcTasks.Children(id);
-                if (children.Count > 0)
-                    throw new CheckpointException(CheckpointFailure.Unsupported,
-                        $"process {id} has children ({string.Join(", ", children)}): checkpointing a whole process tree is not supported yet. Use -Scope Process to checkpoint process {id} alone.", id);
+                pids = [id, .. Descendants(id)];
                 break;
             default:
                 pids = Members(request.Scope, id);
                 if (pids.Count == 0)
                     throw new CheckpointException(CheckpointFailure.ProcessNotFound,
                         $"no process is in {(request.Scope == CheckpointScope.Group ? "process group" : "session")} {id}.", id);
-                if (pids.Count > 1)
-                    throw new CheckpointException(CheckpointFailure.Unsupported,
-                        $"{(request.Scope == CheckpointScope.Group ? "process group" : "session")} {id} has {pids.Count} processes ({string.Join(", ", pids)}): checkpointing several processes at once is not supported yet.", id);
                 break;
         }
 
         var kept = new List<int>();
+        var skipped = new HashSet<int>();
         foreach (var pid in pids)
         {
+            // A process skipped by a ptrace policy takes its descendants out with it (the man page's --tree rule).
+            if (request.Scope == CheckpointScope.Tree && pid != id && ParentOf(pid) is { } parent && skipped.Contains(parent))
+            {
+                skipped.Add(pid);
+                continue;
+            }
+            if (pid != id && IsZombie(pid))
+            {
+                kept.Add(pid);
+                continue;
+            }
             if (Admit(pid, request, log)) kept.Add(pid);
+            else skipped.Add(pid);
         }
         if (kept.Count == 0)
             throw new CheckpointException(CheckpointFailure.NothingToCheckpoint,
                 $"nothing to checkpoint: every process in scope of {id} was skipped by the ptrace policy.", id);
         return kept;
+    }
+
+    /// <summary>Every descendant, parents before children.</summary>
+    public static List<int> Descendants(int root)
+    {
+        var result = new List<int>();
+        var queue = new Queue<int>([root]);
+        while (queue.Count > 0)
+        {
+            List<int> children;
+            try { children = ProcTasks.Children(queue.Dequeue()); }
+            catch (IOException) { continue; }
+            foreach (var child in children.Where(c => !result.Contains(c)))
+            {
+                result.Add(child);
+                queue.Enqueue(child);
+            }
+        }
+        return result;
+    }
+
+    public static bool IsZombie(int pid)
+    {
+        try { return ProcStat.Read(pid).State is 'Z' or 'X'; }
+        catch (IOException) { return false; }
+    }
+
+    private static int? ParentOf(int pid)
+    {
+        try { return ProcStat.Read(pid).ParentId; }
+        catch (IOException) { return null; }
     }
 
     private static void RequireProcess(int pid)
@@ -60,10 +97,7 @@ public static class ProcessSelection
             try
             {
                 var stat = ProcStat.Read(pid);
-                if (stat.ParentId == Environment.ProcessId && !Restart.RestartedProcess.IsRestartedHere(pid))
-            throw new CheckpointException(CheckpointFailure.Unsupported,
-                $"process {pid} ({stat.Comm}) is a child of this PowerShell process (started with Start-Process, & or a job). The .NET runtime waits for its own children and would take the kernel's notifications away from the checkpoint. Start the program detached (for example through setsid or nohup from bash), or checkpoint it from another PowerShell process.", pid);
-        if (stat.IsKernelThread) continue;
+                if (stat.IsKernelThread) continue;
                 if ((scope == CheckpointScope.Group ? stat.ProcessGroupId : stat.SessionId) == id) members.Add(pid);
             }
             catch (IOException) { }

@@ -33,6 +33,9 @@ public enum RecordKind : uint
     /// <summary>Contents of a file that cannot be found again at restart (e.g. deleted or anonymous files); the data is the raw bytes.</summary>
     FileContent = 7,
 
+    /// <summary>The bytes in flight in one pipe between processes of the checkpoint; the data is those bytes.</summary>
+    PipeData = 8,
+
     /// <summary>The last record of every complete file; its presence proves the file is complete.</summary>
     End = 0x7FFF_FFFF,
 }

@@ -20,6 +20,9 @@ public sealed class ContextImage
     public bool Verified { get; init; }
     public required ImageRecord Image { get; init; }
     public List<ProcessImage> Processes { get; } = [];
+    /// <summary>Every FileContent record of the file, whichever process it came with (shared objects are saved once).</summary>
+    public List<FileContentImage> FileContents { get; } = [];
+    public List<PipeImage> Pipes { get; } = [];
 
     public DateTimeOffset CreatedUtc => Image.CreatedUtc;
     public int[] ProcessIds => Image.ProcessIds;
@@ -89,7 +92,16 @@ public sealed class ContextImage
                 {
                     var meta = record.GetMetadata<FileContentRecord>();
                     reader.SkipData(verify);
-                    Current(record).FileContents.Add(new FileContentImage(meta, record.DataOffset, record.DataLength, record.DataChecksum));
+                    var content = new FileContentImage(meta, record.DataOffset, record.DataLength, record.DataChecksum);
+                    Current(record).FileContents.Add(content);
+                    image.FileContents.Add(content);
+                    break;
+                }
+                case RecordKind.PipeData:
+                {
+                    var meta = record.GetMetadata<PipeDataRecord>();
+                    reader.SkipData(verify);
+                    image.Pipes.Add(new PipeImage(meta, record.DataOffset, record.DataLength, record.DataChecksum));
                     break;
                 }
             }

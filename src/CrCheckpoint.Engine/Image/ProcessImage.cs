@@ -34,6 +34,9 @@ public sealed record PagesImage(MemoryPagesRecord Record, long DataOffset, long 
 /// <summary>A FileContent record and where the file's bytes start in the context file.</summary>
 public sealed record FileContentImage(FileContentRecord Record, long DataOffset, long DataLength, ulong DataChecksum);
 
+/// <summary>A PipeData record: the bytes that were in flight in one pipe.</summary>
+public sealed record PipeImage(PipeDataRecord Record, long DataOffset, long DataLength, ulong DataChecksum);
+
 /// <summary>What Get-CrContext shows of one memory area. DataChecksum is XxHash3-64 of the saved bytes, in order.</summary>
 public sealed record MemoryRegionView(
     ulong Start, ulong End, string Protection, MemoryAreaKind Kind, string Path, long SavedPages, long SavedBytes,

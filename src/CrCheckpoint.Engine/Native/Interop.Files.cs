@@ -102,3 +102,14 @@ internal static partial class Interop
     [LibraryImport("libc", SetLastError = true)]
     public static partial int ftruncate(int fd, long length);
 }
+
+internal static partial class Interop
+{
+    public const int F_SETPIPE_SZ = 1031, F_GETPIPE_SZ = 1032, SPLICE_F_NONBLOCK = 2, KCMP_FILE = 0;
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint tee(int fdIn, int fdOut, nuint length, uint flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int pipe2(int* fds, int flags);
+}

@@ -13,11 +13,12 @@ public sealed class DataVerifier
 
     private DataVerifier(Task<string?> task) => _task = task;
 
-    public static DataVerifier Start(string contextPath, IEnumerable<ProcessImage> processes)
+    public static DataVerifier Start(string contextPath, ContextImage image)
     {
-        var blocks = processes.SelectMany(p =>
-            p.Pages.Select(pg => (pg.DataOffset, pg.DataLength, pg.DataChecksum, $"the saved pages of process {p.Pid} at 0x{pg.Record.AreaStart:x}"))
-             .Concat(p.FileContents.Select(f => (f.DataOffset, f.DataLength, f.DataChecksum, $"the saved copy of {f.Record.Path}"))))
+        var blocks = image.Processes.SelectMany(p =>
+                p.Pages.Select(pg => (pg.DataOffset, pg.DataLength, pg.DataChecksum, $"the saved pages of process {p.Pid} at 0x{pg.Record.AreaStart:x}")))
+            .Concat(image.FileContents.Select(f => (f.DataOffset, f.DataLength, f.DataChecksum, $"the saved copy of {f.Record.Path}")))
+            .Concat(image.Pipes.Select(f => (f.DataOffset, f.DataLength, f.DataChecksum, $"the bytes in flight in pipe:[{f.Record.Inode}]")))
             .ToList();
         return new DataVerifier(Task.Factory.StartNew(() => Verify(contextPath, blocks), TaskCreationOptions.LongRunning));
     }

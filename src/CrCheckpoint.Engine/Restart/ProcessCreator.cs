@@ -61,6 +61,63 @@ public static unsafe class ProcessCreator
         }
     }
 
+    private const ulong SIGCHLD = 17;
+
+    /// <summary>
+    /// Forks a child inside a process being rebuilt (a remote clone3 with SIGCHLD, and set_tid for
+    /// the original pid). The child is attached to us on its own (PTRACE_O_TRACEFORK); it starts as a
+    /// copy of the parent, scratch page included, and is rebuilt like any other process.
+    /// </summary>
+    public static Tracee CreateChild(Tracee parent, int? pid)
+    {
+        var args = new ulong[11];
+        args[4] = SIGCHLD;
+        var scratch = parent.Scratch;
+        if (pid is { } wanted)
+        {
+            parent.WriteScratch(BitConverter.GetBytes(wanted), 128);
+            args[8] = scratch + 128;
+            args[9] = 1;
+        }
+        parent.WriteScratch(MemoryMarshal.AsBytes(args.AsSpan()));
+        var created = parent.Syscall(Syscalls.clone3, (long)scratch, args.Length * 8);
+        if (created < 0)
+        {
+            throw -created == (int)Errno.EEXIST
+                ? new RestartException(RestartFailure.PidInUse,
+                    $"process id {pid} is in use by another process. Use -NoRestorePid to restart with new process ids.", pid?.ToString())
+                : new NativeException("clone3 of a child process", (int)-created);
+        }
+        var child = Tracee.Adopt((int)created, (int)created);
+        child.UseSyscallInstructionAt(parent.SyscallInstructionAddress);
+        child.OwnScratchCopyAt(scratch);
+        return child;
+    }
+
+    /// <summary>
+    /// Ends a recreated process the way the zombie it stands for ended: exit code or signal. Its
+    /// exit is reported to us first (we trace it); once we have seen it, it waits as a zombie for
+    /// its restored parent to reap it.
+    /// </summary>
+    public static unsafe void BecomeZombie(Tracee tracee, int waitStatus)
+    {
+        var signal = waitStatus & 0x7f;
+        try
+        {
+            if (signal == 0)
+            {
+                tracee.Syscall(Syscalls.exit_group, (waitStatus >> 8) & 0xff);
+                return;
+            }
+            var noCore = new RLimit();
+            prlimit(tracee.Pid, 4 /* RLIMIT_CORE */, &noCore, null);
+            tracee.DieOf(signal);
+        }
+        catch (TraceeGoneException)
+        {
+        }
+    }
+
     private const ulong ThreadFlags = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000; // VM FS FILES SIGHAND THREAD SYSVSEM
 
     /// <summary>

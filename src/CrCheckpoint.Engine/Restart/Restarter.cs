@@ -31,29 +31,34 @@ public static class Restarter
         {
             var image = Load(request.Path);
             log.Add($"read {request.Path}: {image.Processes.Count} process(es), format {image.FormatVersion}.{image.FormatMinorVersion}");
-            var process = CheckSupported(image);
+            var order = CreationOrder(image);
             var relocate = new PathRelocator(request.Relocate);
-            MemoryRestore.CheckFiles(process, relocate);
-            FileRestore.CheckFiles(process, relocate);
+            foreach (var process in order.Where(p => !p.Process.Zombie))
+            {
+                MemoryRestore.CheckFiles(process, relocate);
+                FileRestore.CheckFiles(process, relocate);
+            }
             var kernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim();
             if (kernel != image.Image.KernelRelease)
                 log.Add($"the checkpoint was taken on kernel {image.Image.KernelRelease}, this is {kernel}");
             if (request.RestorePid)
-                foreach (var tid in process.Threads.Select(t => t.Tid)) ProcessCreator.WaitForFreePid(tid, request.PidWait);
+                foreach (var tid in order.SelectMany(p => p.Process.Zombie ? [p.Pid] : p.Threads.Select(t => t.Tid)))
+                    ProcessCreator.WaitForFreePid(tid, request.PidWait);
 
-            var verifier = DataVerifier.Start(request.Path, image.Processes);
-            var (pid, bytes) = TracerThread.Run(() => Rebuild(request, image, process, relocate, verifier, log));
-            var restarted = new RestartedProcess(pid);
-            log.Add($"process {pid} ({process.Name}) running again");
+            var verifier = DataVerifier.Start(request.Path, image);
+            var (pids, bytes) = TracerThread.Run(() => Rebuild(request, image, order, relocate, verifier, log));
+            var roots = order.Where(p => !order.Any(q => q.Pid == p.Process.ParentPid)).Select(p => pids[p.Pid]);
+            var restarted = roots.Select(pid => new RestartedProcess(pid)).ToList();
+            log.Add($"{string.Join(", ", order.Select(p => $"{pids[p.Pid]} ({p.Name})"))} running again");
             return new RestartResult
             {
                 Path = request.Path,
-                ProcessIds = [pid],
-                OriginalProcessIds = [process.Pid],
+                ProcessIds = order.Select(p => pids[p.Pid]).ToArray(),
+                OriginalProcessIds = order.Select(p => p.Pid).ToArray(),
                 Duration = clock.Elapsed,
                 MemoryBytes = bytes,
                 Messages = log.Messages,
-                Processes = [restarted],
+                Processes = restarted,
             };
         }
         catch (RestartException e) when (e.Messages.Count == 0)
@@ -87,117 +92,202 @@ public static class Restarter
         }
     }
 
-    private static ProcessImage CheckSupported(ContextImage image)
+    /// <summary>Parents before their children; a process whose parent is not in the file is a root.</summary>
+    private static List<ProcessImage> CreationOrder(ContextImage image)
     {
-        if (image.Processes.Count != 1)
+        if (image.Processes.Count == 0)
+            throw new RestartException(RestartFailure.ContextInvalid, $"{image.Path} holds no process.", image.Path);
+        foreach (var p in image.Processes.Where(p => !p.Process.Zombie))
+            if (p.Threads.Count == 0 || p.Threads[0].Tid != p.Pid)
+                throw new RestartException(RestartFailure.ContextInvalid,
+                    $"process {p.Pid} in {image.Path} has no record of its main thread.", image.Path);
+        var order = new List<ProcessImage>();
+        var pending = new List<ProcessImage>(image.Processes);
+        while (pending.Count > 0)
+        {
+            var ready = pending.Where(p => !pending.Any(q => q.Pid == p.Process.ParentPid) || order.Any(q => q.Pid == p.Process.ParentPid)).ToList();
+            if (ready.Count == 0) ready = [pending[0]];
+            foreach (var p in ready.Where(p => order.Any(q => q.Pid == p.Process.ParentPid) || !pending.Any(q => q.Pid == p.Process.ParentPid)))
+            {
+                order.Add(p);
+                pending.Remove(p);
+            }
+        }
+        if (order.Any(p => p.Process.Zombie && !order.Any(q => q.Pid == p.Process.ParentPid)))
             throw new RestartException(RestartFailure.Unsupported,
-                $"{image.Path} holds {image.Processes.Count} processes; restarting process trees is not supported yet.", image.Path);
-        var process = image.Processes[0];
-        if (process.Threads.Count == 0 || process.Threads[0].Tid != process.Pid)
-            throw new RestartException(RestartFailure.ContextInvalid,
-                $"process {process.Pid} in {image.Path} has no record of its main thread.", image.Path);
-        return process;
+                $"{image.Path} holds a zombie without its parent; it has nobody to be reaped by.", image.Path);
+        return order;
     }
 
-    private static (int Pid, long Bytes) Rebuild(RestartRequest request, ContextImage image, ProcessImage process,
+    private sealed class Rebuilt(ProcessImage image, Tracee leader)
+    {
+        public ProcessImage Image { get; } = image;
+        public Tracee Leader { get; } = leader;
+        public List<(Tracee Tracee, ThreadRecord Record)> Threads { get; } = [(leader, image.Threads.FirstOrDefault()!)];
+    }
+
+    private static (Dictionary<int, int> Pids, long Bytes) Rebuild(RestartRequest request, ContextImage image, List<ProcessImage> order,
         PathRelocator relocate, DataVerifier verifier, MessageLog log)
     {
-        using var shared = SharedMemoryObjects.Create(request.Path, process);
-        var tracee = ProcessCreator.Create(request.RestorePid ? process.Pid : null, log);
-        var threads = new List<(Tracee Tracee, ThreadRecord Record)>();
+        using var shared = SharedMemoryObjects.Create(request.Path, image);
+        using var files = new OpenFileTable(image, relocate,
+            new StandardStreams(request.StandardInput, request.StandardOutput, request.StandardError), shared, log);
+        var rebuilt = new Dictionary<int, Rebuilt>();
+        var all = new List<Tracee>();
+        long bytes = 0;
         try
         {
-            var pid = tracee.Pid;
-            var thread = process.Threads[0];
-            threads.Add((tracee, thread));
-            ThreadRestore.DropRseq(tracee);
-
-            var current = ProcMaps.Read(pid);
-            var saved = process.Map.Areas;
-            var used = current.Select(a => (a.Start, a.End)).Concat(saved.Select(a => (a.Start, a.End)));
-            tracee.MapScratchAt(AddressSpace.FindFree(used, Tracee.ScratchSize));
-            MemoryRestore.PlaceKernelMappings(tracee, current, saved);
-            var keep = saved.Where(a => a.Kind is MemoryAreaKind.Vdso or MemoryAreaKind.Vvar or MemoryAreaKind.VvarVclock)
-                .Select(a => (a.Start, a.End))
-                .Append((tracee.Scratch, tracee.Scratch + Tracee.ScratchSize));
-            MemoryRestore.UnmapAllExcept(tracee, keep);
-            // Before any area is mapped: the kernel refuses a new exe while the old exe file is
-            // still mapped, and the stub's executable may be the very program being restarted.
-            ProcessRestore.RestoreMemoryLayout(tracee, process.Process, relocate, log);
-
-            var contextFd = (int)tracee.CheckedSyscall("open of the context file", Syscalls.openat, AT_FDCWD,
-                tracee.ScratchString(request.Path), O_RDONLY | O_CLOEXEC, 0);
-            long bytes;
-            using (var bridge = new DescriptorBridge(tracee, FileRestore.HighestDescriptor(process)))
-                bytes = MemoryRestore.MapAreas(tracee, process, contextFd, relocate, shared, bridge);
-            tracee.Syscall(Syscalls.close, contextFd);
-            log.Add($"rebuilt {saved.Count} memory areas, {bytes} bytes of saved pages");
-
-            FileRestore.Restore(tracee, process, new ContextFiles(request.Path, process), relocate,
-                new StandardStreams(request.StandardInput, request.StandardOutput, request.StandardError), shared, log);
-            ProcessRestore.RestoreEnvironment(tracee, process.Process, relocate, log);
-            ResourceLimitRestore.Restore(pid, process.Process.Limits, log);
-            SignalRestore.RestoreDispositions(tracee, process.Process.Signals);
-            IntervalTimerRestore.Restore(tracee, process.Process.Timers);
-            RestoreGroupAndSession(tracee, request, process, log);
-            foreach (var other in process.Threads.Skip(1))
-                threads.Add((ProcessCreator.CreateThread(tracee, request.RestorePid ? other.Tid : null), other));
-            if (threads.Count > 1) log.Add($"created {threads.Count - 1} more thread(s)");
-            foreach (var (t, record) in threads)
+            // 1. Every process, as an empty copy of the stub, parents first: a child is forked by its
+            // own parent, and a session leader calls setsid before it has children, so they inherit it.
+            ulong scratchAt = 0;
+            foreach (var p in order)
             {
-                ThreadRestore.RestoreKernelState(t, record);
-                if (t != tracee) ThreadRestore.RestoreName(t, record);
-                if (!request.RestorePid) ThreadRestore.FixCachedThreadId(t, record);
+                var wantPid = request.RestorePid ? p.Pid : (int?)null;
+                Tracee tracee;
+                if (rebuilt.TryGetValue(p.Process.ParentPid, out var parent))
+                    tracee = ProcessCreator.CreateChild(parent.Leader, wantPid);
+                else
+                {
+                    tracee = ProcessCreator.Create(wantPid, log);
+                    if (scratchAt == 0)
+                    {
+                        var used = ProcMaps.Read(tracee.Pid).Select(a => (a.Start, a.End))
+                            .Concat(image.Processes.SelectMany(q => q.Map.Areas).Select(a => (a.Start, a.End)));
+                        scratchAt = AddressSpace.FindFree(used, Tracee.ScratchSize);
+                    }
+                    tracee.MapScratchAt(scratchAt);
+                }
+                all.Add(tracee);
+                rebuilt[p.Pid] = new Rebuilt(p, tracee);
+                if (p.Process.SessionId == p.Pid && (parent is not null || request.RestoreSid))
+                    tracee.CheckedSyscall("setsid", Syscalls.setsid);
             }
-            SignalRestore.RestorePending(tracee, process.Process.Signals.SharedPending, []);
-            foreach (var (t, record) in threads) SignalRestore.RestorePending(t, [], record.PendingSignals);
-            ProcessRestore.RestoreCredentials(tracee, process.Process, log);
+            RestoreGroups(request, order, rebuilt, log);
+
+            // 2. Each process rebuilt in place, then its threads.
+            foreach (var p in order.Where(p => !p.Process.Zombie))
+            {
+                var r = rebuilt[p.Pid];
+                bytes += RebuildProcess(request, image, p, r.Leader, relocate, shared, files, log);
+                foreach (var other in p.Threads.Skip(1))
+                {
+                    var thread = ProcessCreator.CreateThread(r.Leader, request.RestorePid ? other.Tid : null);
+                    all.Add(thread);
+                    r.Threads.Add((thread, other));
+                }
+                foreach (var (t, record) in r.Threads)
+                {
+                    ThreadRestore.RestoreKernelState(t, record);
+                    if (t != r.Leader) ThreadRestore.RestoreName(t, record);
+                    if (!request.RestorePid) ThreadRestore.FixCachedThreadId(t, record);
+                }
+                SignalRestore.RestorePending(r.Leader, p.Process.Signals.SharedPending, []);
+                foreach (var (t, record) in r.Threads) SignalRestore.RestorePending(t, [], record.PendingSignals);
+                ProcessRestore.RestoreCredentials(r.Leader, p.Process, log);
+            }
+            if (order.Sum(p => p.Threads.Count) > order.Count) log.Add($"created {order.Sum(p => Math.Max(0, p.Threads.Count - 1))} more thread(s)");
 
             verifier.Complete();
-            foreach (var (t, record) in threads)
+
+            // 3. Zombies exit now, children before parents, so each waits for its own parent to reap it.
+            foreach (var p in order.Where(p => p.Process.Zombie).Reverse())
             {
-                t.SetExtendedState(record.ExtendedState);
-                t.SetFinalState(ThreadRestore.FinalRegisters(t, record), record.BlockedSignals);
+                ProcessCreator.BecomeZombie(rebuilt[p.Pid].Leader, p.Process.ExitStatus);
+                all.Remove(rebuilt[p.Pid].Leader);
             }
 
+            // 4. Registers, the after-action, and all go at once.
             var signal = AfterActionSignal.For(request.After, request.Signal);
-            if (signal == 0 && process.Process.WasStopped) signal = Signals.SIGSTOP;
-            if (signal != 0) tracee.SendSignal(signal);
-            // The leader last: it unmaps the scratch page the other threads borrowed.
-            foreach (var (t, _) in threads.Skip(1)) t.Release();
-            tracee.Release();
-            if (signal != 0) log.Add($"sent {Signals.Name(signal)} to {pid}");
-            return (pid, bytes);
+            foreach (var p in order.Where(p => !p.Process.Zombie))
+            {
+                var r = rebuilt[p.Pid];
+                foreach (var (t, record) in r.Threads)
+                {
+                    t.SetExtendedState(record.ExtendedState);
+                    t.SetFinalState(ThreadRestore.FinalRegisters(t, record), record.BlockedSignals);
+                }
+                var own = signal != 0 ? signal : p.Process.WasStopped ? Signals.SIGSTOP : 0;
+                if (own != 0) r.Leader.SendSignal(own);
+            }
+            foreach (var p in order.Where(p => !p.Process.Zombie))
+            {
+                // The leader last: it unmaps the scratch page its threads borrowed.
+                var r = rebuilt[p.Pid];
+                foreach (var (t, _) in r.Threads.Skip(1)) t.Release();
+                r.Leader.Release();
+            }
+            if (signal != 0) log.Add($"sent {Signals.Name(signal)} to every process");
+            return (order.ToDictionary(p => p.Pid, p => rebuilt[p.Pid].Leader.Pid), bytes);
         }
         catch
         {
-            Interop.kill(tracee.Pid, Signals.SIGKILL);
-            foreach (var (t, _) in threads.Skip(1)) t.KillAndReap();
-            tracee.KillAndReap();
-            log.Add($"killed the half-built process {tracee.Pid}");
+            foreach (var t in all) Interop.kill(t.Pid, Signals.SIGKILL);
+            foreach (var t in Enumerable.Reverse(all)) t.KillAndReap();
+            if (all.Count > 0) log.Add($"killed the half-built process(es) {string.Join(", ", all.Select(t => t.Tid).Distinct())}");
             throw;
         }
     }
 
-    private static void RestoreGroupAndSession(Tracee tracee, RestartRequest request, ProcessImage process, MessageLog log)
+    /// <summary>Memory, descriptors and the rest of one process, rebuilt inside its stub copy.</summary>
+    private static long RebuildProcess(RestartRequest request, ContextImage image, ProcessImage process, Tracee tracee,
+        PathRelocator relocate, SharedMemoryObjects shared, OpenFileTable files, MessageLog log)
     {
-        var original = process.Process;
-        if (request.RestoreSid)
+        ThreadRestore.DropRseq(tracee);
+        var current = ProcMaps.Read(tracee.Pid);
+        var saved = process.Map.Areas;
+        MemoryRestore.PlaceKernelMappings(tracee, current, saved);
+        var keep = saved.Where(a => a.Kind is MemoryAreaKind.Vdso or MemoryAreaKind.Vvar or MemoryAreaKind.VvarVclock)
+            .Select(a => (a.Start, a.End))
+            .Append((tracee.Scratch, tracee.Scratch + Tracee.ScratchSize));
+        MemoryRestore.UnmapAllExcept(tracee, keep);
+        // Before any area is mapped: the kernel refuses a new exe while the old exe file is
+        // still mapped, and the stub's executable may be the very program being restarted.
+        ProcessRestore.RestoreMemoryLayout(tracee, process.Process, relocate, log);
+
+        var contextFd = (int)tracee.CheckedSyscall("open of the context file", Syscalls.openat, AT_FDCWD,
+            tracee.ScratchString(request.Path), O_RDONLY | O_CLOEXEC, 0);
+        long bytes;
+        using (var bridge = new DescriptorBridge(tracee, FileRestore.HighestDescriptor(process)))
+            bytes = MemoryRestore.MapAreas(tracee, image, process, contextFd, relocate, shared, bridge);
+        tracee.Syscall(Syscalls.close, contextFd);
+        log.Add($"process {tracee.Pid}: {saved.Count} memory areas, {bytes} bytes of saved pages");
+
+        FileRestore.Restore(tracee, process, files);
+        ProcessRestore.RestoreEnvironment(tracee, process.Process, relocate, log);
+        ResourceLimitRestore.Restore(tracee.Pid, process.Process.Limits, log);
+        SignalRestore.RestoreDispositions(tracee, process.Process.Signals);
+        IntervalTimerRestore.Restore(tracee, process.Process.Timers);
+        return bytes;
+    }
+
+    /// <summary>
+    /// Groups led by a process of the checkpoint come back (leaders first). The root joins the
+    /// caller's group and session, as with cr_restart, unless -RestorePgid/-RestoreSid, or unless
+    /// other processes of the checkpoint were in the group it led.
+    /// </summary>
+    private static void RestoreGroups(RestartRequest request, List<ProcessImage> order, Dictionary<int, Rebuilt> rebuilt, MessageLog log)
+    {
+        var root = order[0];
+        if (request.RestoreSid && root.Process.SessionId != root.Pid)
+            throw new RestartException(RestartFailure.Unsupported,
+                $"process {root.Pid} was in session {root.Process.SessionId}, led by a process outside the checkpoint; only a session whose leader is checkpointed can be restored (leave out -RestoreSid).");
+        var rootLeads = root.Process.ProcessGroupId == root.Pid &&
+            (request.RestorePgid || request.RestoreSid || order.Any(q => q != root && q.Process.ProcessGroupId == root.Pid));
+        foreach (var p in order.OrderBy(p => p.Process.ProcessGroupId == p.Pid ? 0 : 1))
         {
-            if (original.SessionId != original.Pid)
-                throw new RestartException(RestartFailure.Unsupported,
-                    $"process {original.Pid} was in session {original.SessionId}, led by another process; only a session leader's session can be restored (leave out -RestoreSid).");
-            tracee.CheckedSyscall("setsid", Syscalls.setsid);
-            log.Add($"process {tracee.Pid} leads a new session, as it did");
-        }
-        if (request.RestorePgid)
-        {
-            var group = original.ProcessGroupId == original.Pid ? 0 : original.ProcessGroupId;
-            if (group == 0 && request.RestoreSid) return; // setsid made it the leader of its own group already
-            var r = tracee.Syscall(Syscalls.setpgid, 0, group);
+            var isRoot = p == root;
+            if (p.Process.SessionId == p.Pid && (!isRoot || request.RestoreSid)) continue; // setsid made it its group's leader
+            var pgid = p.Process.ProcessGroupId;
+            int? target = pgid == p.Pid ? (isRoot && !rootLeads ? null : 0)
+                : rebuilt.TryGetValue(pgid, out var leader) ? leader.Leader.Pid
+                : isRoot && request.RestorePgid ? pgid
+                : null;
+            if (target is null) continue;
+            var tracee = rebuilt[p.Pid].Leader;
+            var r = tracee.Syscall(Syscalls.setpgid, 0, target.Value);
             if (r < 0)
                 throw new RestartException(RestartFailure.Unsupported,
-                    $"cannot put process {tracee.Pid} back into process group {original.ProcessGroupId}: {Marshal.GetPInvokeErrorMessage((int)-r)} (the group must exist in the caller's session).");
+                    $"cannot put process {tracee.Pid} back into process group {pgid}: {Marshal.GetPInvokeErrorMessage((int)-r)} (the group must exist in the caller's session).");
         }
     }
 }

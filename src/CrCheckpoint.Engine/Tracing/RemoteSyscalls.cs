@@ -93,6 +93,13 @@ public sealed unsafe partial class Tracee
         if (_scratch != address) throw new InvalidOperationException($"scratch page landed at 0x{_scratch:x}, not 0x{address:x}");
     }
 
+    /// <summary>A forked child has its own copy of its parent's scratch page, at the same address: it owns that copy.</summary>
+    public void OwnScratchCopyAt(ulong address)
+    {
+        _scratch = address;
+        _scratchBorrowed = false;
+    }
+
     public ulong SyscallInstructionAddress => _syscallAddress;
 
     /// <summary>

@@ -294,6 +294,21 @@ public sealed unsafe partial class Tracee : IDisposable
         }
     }
 
+    /// <summary>Lets the thread take a fatal signal with its default action; returns only by throwing <see cref="TraceeGoneException"/>.</summary>
+    public void DieOf(int signal)
+    {
+        CleanUpRemoteState();
+        SetSignalMask(0);
+        Interop.syscall(Syscalls.tgkill, Pid, Tid, signal);
+        var deliver = 0;
+        while (true)
+        {
+            Resume(PTRACE_CONT, deliver);
+            var status = WaitForStop();
+            deliver = status.PtraceEvent == 0 ? status.StopSignal : 0;
+        }
+    }
+
     /// <summary>Kills the process and waits until the kernel reports it gone, so its pid is free.</summary>
     public void KillAndReap()
     {

@@ -3,7 +3,7 @@ using CrCheckpoint.Engine.Image;
 namespace CrCheckpoint.Engine.State.Files;
 
 /// <summary>Brings files saved inside a context file (unlinked files) back onto the file system.</summary>
-public sealed class ContextFiles(string contextPath, ProcessImage process)
+public sealed class ContextFiles(string contextPath, ContextImage image)
 {
     /// <summary>
     /// Writes the saved contents to the original path, or beside it when that name is taken again,
@@ -11,7 +11,7 @@ public sealed class ContextFiles(string contextPath, ProcessImage process)
     /// </summary>
     public string Recreate(string key, string originalPath)
     {
-        var content = process.FileContents.First(f => f.Record.Key == key);
+        var content = image.FileContents.First(f => f.Record.Key == key);
         var directory = Path.GetDirectoryName(originalPath) ?? "/";
         if (!Directory.Exists(directory)) directory = Path.GetTempPath();
         var path = File.Exists(originalPath) || !Directory.Exists(Path.GetDirectoryName(originalPath))

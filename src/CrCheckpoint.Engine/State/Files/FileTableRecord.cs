@@ -24,6 +24,11 @@ public sealed class FileDescriptorRecord
     public ulong Inode { get; init; }
     /// <summary>Key of the FileContent record with the file's bytes (unlinked files).</summary>
     public string? SavedFileKey { get; init; }
+    /// <summary>
+    /// The open file description: descriptors (in one process or several) with the same value share
+    /// one offset and one set of status flags, and come back sharing them. "PID:FD" of the first holder.
+    /// </summary>
+    public string? Description { get; set; }
 
     public bool Readable => (Flags & 3) is 0 or 2;
     public bool Writable => (Flags & 3) is 1 or 2;
@@ -43,4 +48,12 @@ public sealed class FileContentRecord
     /// those ranges back to back and the rest of the file (identity.size) is holes. Absent: the whole file.
     /// </summary>
     public long[][]? Runs { get; init; }
+}
+
+/// <summary>Metadata of a PipeData record: the bytes in flight in one pipe, oldest first, as its data.</summary>
+public sealed class PipeDataRecord
+{
+    public ulong Inode { get; init; }
+    /// <summary>The pipe's capacity (F_GETPIPE_SZ), given back at restart.</summary>
+    public int Capacity { get; init; }
 }

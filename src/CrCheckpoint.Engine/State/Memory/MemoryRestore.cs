@@ -110,7 +110,7 @@ public static class MemoryRestore
     /// Maps every saved area and fills in its saved pages. The context file must be open in the
     /// target as <paramref name="contextFd"/>. Returns the bytes of memory read from the context.
     /// </summary>
-    public static long MapAreas(Tracee tracee, ProcessImage process, int contextFd, PathRelocator relocate,
+    public static long MapAreas(Tracee tracee, ContextImage image, ProcessImage process, int contextFd, PathRelocator relocate,
         SharedMemoryObjects sharedObjects, DescriptorBridge bridge)
     {
         var openFiles = new Dictionary<(string, bool), long>();
@@ -132,7 +132,7 @@ public static class MemoryRestore
                 switch (area.Kind)
                 {
                     case MemoryAreaKind.PrivateFile or MemoryAreaKind.SharedFile when area.SavedFileKey is not null:
-                        var content = process.FileContents.First(f => f.Record.Key == area.SavedFileKey);
+                        var content = image.FileContents.First(f => f.Record.Key == area.SavedFileKey);
                         if (content.DataOffset < 0 || content.DataOffset % 4096 != 0)
                             throw new RestartException(RestartFailure.Unsupported,
                                 $"the saved copy of {area.Path} is not page-aligned in the context file (was it written to a pipe?); it cannot be mapped.");

@@ -32,6 +32,10 @@ public sealed class ProcessRecord
     public SignalStateRecord Signals { get; init; } = new();
     public List<IntervalTimerRecord> Timers { get; init; } = [];
     public int[] ThreadIds { get; init; } = [];
+    /// <summary>The process had exited and waited for its parent to reap it; only its exit status is kept.</summary>
+    public bool Zombie { get; init; }
+    /// <summary>A zombie's wait status (exit code in bits 8-15, or the killing signal in bits 0-6).</summary>
+    public int ExitStatus { get; init; }
 }
 
 /// <summary>Enough about a file for a restart to notice that it changed since the checkpoint.</summary>

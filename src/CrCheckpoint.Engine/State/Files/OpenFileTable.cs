@@ -1,0 +1,175 @@
+using CrCheckpoint.Engine.Image;
+using CrCheckpoint.Engine.Native;
+using CrCheckpoint.Engine.Restart;
+using CrCheckpoint.Engine.State.Memory;
+using Microsoft.Win32.SafeHandles;
+using static CrCheckpoint.Engine.Native.Interop;
+
+namespace CrCheckpoint.Engine.State.Files;
+
+/// <summary>Where a descriptor whose pipe or terminal is gone goes instead (cr_restart: the caller's streams).</summary>
+public sealed record StandardStreams(string? Input, string? Output, string? Error);
+
+/// <summary>
+/// The engine's side of every open file a restart gives back. Each open file description is
+/// opened (or created: pipes, unlinked files) once, here, with its flags and offset; every
+/// descriptor that shared it, in whatever process, pulls in this one with pidfd_getfd, so they
+/// share it again. Pipes between processes of the checkpoint are made anew and refilled with the
+/// bytes that were in flight. The engine closes all its copies when the restart is done, or
+/// nobody would ever see end-of-file.
+/// </summary>
+public sealed class OpenFileTable : IDisposable
+{
+    private const int OpenFlagsToDrop = O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC;
+    private const int F_SETFL = 4;
+    private readonly Dictionary<string, SafeFileHandle> _descriptions = new();
+    private readonly Dictionary<(ulong Inode, bool ReadEnd), SafeFileHandle> _pipes = new();
+    private readonly List<SafeFileHandle> _keepAlive = new();
+    private readonly ContextImage _image;
+    private readonly PathRelocator _relocate;
+    private readonly StandardStreams _streams;
+    private readonly SharedMemoryObjects _shared;
+    private readonly MessageLog _log;
+    private readonly HashSet<(ulong, bool)> _pipeEnds;
+
+    public OpenFileTable(ContextImage image, PathRelocator relocate, StandardStreams streams, SharedMemoryObjects shared, MessageLog log)
+    {
+        _image = image;
+        _relocate = relocate;
+        _streams = streams;
+        _shared = shared;
+        _log = log;
+        _pipeEnds = image.Processes.SelectMany(p => p.Files.Descriptors)
+            .Where(d => d.Kind == FileDescriptorKind.Pipe)
+            .SelectMany(d => new[] { (d.Inode, true), (d.Inode, false) }.Where(e => e.Item2 ? d.Readable : d.Writable))
+            .ToHashSet();
+    }
+
+    /// <summary>The engine descriptor that descriptor <paramref name="d"/> of <paramref name="process"/> must become.</summary>
+    public int EngineFd(ProcessImage process, FileDescriptorRecord d)
+    {
+        if (d.Kind == FileDescriptorKind.Pipe && _pipeEnds.Contains((d.Inode, true)) && _pipeEnds.Contains((d.Inode, false)))
+            return Pipe(d.Inode, d.Readable && !d.Writable, d.Flags);
+
+        var key = d.Description ?? $"{process.Pid}:{d.Fd}";
+        if (!_descriptions.TryGetValue(key, out var handle))
+            _descriptions[key] = handle = Open(process, d);
+        return (int)handle.DangerousGetHandle();
+    }
+
+    private SafeFileHandle Open(ProcessImage process, FileDescriptorRecord d)
+    {
+        switch (d.Kind)
+        {
+            case FileDescriptorKind.RegularFile or FileDescriptorKind.Directory or FileDescriptorKind.Device:
+                return Seek(OpenPath(_relocate.Map(d.Path), d.Flags | (d.Kind == FileDescriptorKind.Directory ? O_DIRECTORY : 0), d.Fd), d);
+            case FileDescriptorKind.Fifo:
+                return OpenFifo(_relocate.Map(d.Path), d.Flags, d.Fd);
+            case FileDescriptorKind.UnlinkedFile:
+            {
+                var path = new ContextFiles(_image.Path!, _image).Recreate(d.SavedFileKey!, d.Path);
+                try { return Seek(OpenPath(path, d.Flags, d.Fd), d); }
+                finally { File.Delete(path); }
+            }
+            case FileDescriptorKind.Memfd when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):
+                return Seek(Duplicate(_shared.EngineFd(d.SavedFileKey)), d);
+            case FileDescriptorKind.Terminal when File.Exists(d.Path):
+                return OpenPath(d.Path, d.Flags | O_NOCTTY, d.Fd);
+            default:
+                return Substitute(process, d);
+        }
+    }
+
+    private static SafeFileHandle OpenPath(string path, int flags, int forFd)
+    {
+        var fd = open(path, (flags & ~OpenFlagsToDrop) | O_CLOEXEC, 0);
+        if (fd == -1)
+            throw new RestartException(RestartFailure.FileMissing,
+                $"cannot reopen {path} for descriptor {forFd}: {Marshal.GetPInvokeErrorMessage(ErrnoCheck.LastErrno)}. Put it back or use -Relocate.", path);
+        return new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    private static SafeFileHandle Seek(SafeFileHandle handle, FileDescriptorRecord d)
+    {
+        if (d.Position != 0) lseek((int)handle.DangerousGetHandle(), d.Position, SEEK_SET);
+        return handle;
+    }
+
+    private static SafeFileHandle Duplicate(int fd) =>
+        new((nint)ErrnoCheck.Check(fcntl(fd, 1030 /* F_DUPFD_CLOEXEC */, 3), "dup"), ownsHandle: true);
+
+    /// <summary>A FIFO opened for writing fails while nobody reads it: a read-write keepalive opens the way.</summary>
+    private SafeFileHandle OpenFifo(string path, int flags, int forFd)
+    {
+        _keepAlive.Add(OpenPath(path, O_RDWR | O_NONBLOCK, forFd));
+        var handle = OpenPath(path, flags | O_NONBLOCK, forFd);
+        fcntl((int)handle.DangerousGetHandle(), F_SETFL, flags & ~OpenFlagsToDrop & ~O_ACCMODE);
+        return handle;
+    }
+
+    private unsafe int Pipe(ulong inode, bool readEnd, int flags)
+    {
+        if (!_pipes.ContainsKey((inode, true)))
+        {
+            var fds = stackalloc int[2];
+            ErrnoCheck.Check(pipe2(fds, O_CLOEXEC | O_NONBLOCK), "pipe2");
+            _pipes[(inode, true)] = new SafeFileHandle(fds[0], true);
+            _pipes[(inode, false)] = new SafeFileHandle(fds[1], true);
+            var saved = _image.Pipes.FirstOrDefault(p => p.Record.Inode == inode);
+            if (saved is not null)
+            {
+                fcntl(fds[1], F_SETPIPE_SZ, saved.Record.Capacity);
+                var data = new byte[saved.DataLength];
+                using (var context = File.OpenHandle(_image.Path!, FileMode.Open, FileAccess.Read))
+                    RandomAccess.Read(context, data, saved.DataOffset);
+                fixed (byte* p = data)
+                {
+                    for (var done = 0; done < data.Length;)
+                    {
+                        var n = write(fds[1], p + done, (nuint)(data.Length - done));
+                        if (n <= 0) throw new NativeException($"refilling pipe:[{inode}]", ErrnoCheck.LastErrno);
+                        done += (int)n;
+                    }
+                }
+                _log.Add($"pipe:[{inode}] refilled with {data.Length} bytes in flight");
+            }
+            // Blocking or not is a property of each end (its open file description), as it was saved.
+            fcntl(fds[0], F_SETFL, 0);
+            fcntl(fds[1], F_SETFL, 0);
+        }
+        var handle = _pipes[(inode, readEnd)];
+        fcntl((int)handle.DangerousGetHandle(), F_SETFL, flags & O_NONBLOCK);
+        return (int)handle.DangerousGetHandle();
+    }
+
+    /// <summary>A pipe whose other end is gone, or a terminal that no longer exists.</summary>
+    private SafeFileHandle Substitute(ProcessImage process, FileDescriptorRecord d)
+    {
+        var (path, callerFd) = d.Fd switch
+        {
+            0 => (_streams.Input, 0),
+            1 => (_streams.Output, 1),
+            2 => (_streams.Error, 2),
+            _ => ("/dev/null", -1),
+        };
+        if (path is not null)
+        {
+            _log.Add($"descriptor {d.Fd} of process {process.Pid} ({d.Path}) now goes to {path}");
+            var fd = open(path, (d.Fd == 0 ? O_RDONLY : O_WRONLY | O_APPEND | O_CREAT) | O_CLOEXEC, 0x1a4);
+            if (fd == -1)
+                throw new RestartException(RestartFailure.FileMissing,
+                    $"cannot open {path} for descriptor {d.Fd}: {Marshal.GetPInvokeErrorMessage(ErrnoCheck.LastErrno)}.", path);
+            return new SafeFileHandle(fd, true);
+        }
+        _log.Add($"descriptor {d.Fd} of process {process.Pid} ({d.Path}) now goes to the caller's descriptor {callerFd}");
+        return Duplicate(callerFd);
+    }
+
+    public void Dispose()
+    {
+        foreach (var h in _descriptions.Values.Concat(_pipes.Values).Concat(_keepAlive)) h.Dispose();
+        _descriptions.Clear();
+        _pipes.Clear();
+        _keepAlive.Clear();
+    }
+}
