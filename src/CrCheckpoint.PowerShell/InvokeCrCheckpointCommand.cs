@@ -94,10 +94,10 @@ public sealed class InvokeCrCheckpointCommand : AfterActionCmdlet
         var after = ChooseAfter(out var signal);
         var replace = ChooseReplace();
         var save = ChooseSave();
-        if (_targets.Count > 1 && (Path is not null || Fd is not null))
+        if (_targets.Count > 1 && (Path is not null || Fd is not null || Directory is not null))
         {
             ThrowTerminatingError(new ErrorRecord(
-                new ArgumentException($"{_targets.Count} processes were given but one {(Fd is null ? "-Path" : "-Fd")}: each process needs its own context file. Leave out -Path (each goes to context.PID in the current location) or checkpoint them one at a time."),
+                new ArgumentException($"{_targets.Count} processes were given but one {(Fd is not null ? "-Fd" : Directory is not null ? "-Directory" : "-Path")}: each process needs its own context file. Leave out -Path (each goes to context.PID in the current location) or checkpoint them one at a time."),
                 "SeveralProcessesOneDestination", ErrorCategory.InvalidArgument, Path));
         }
 

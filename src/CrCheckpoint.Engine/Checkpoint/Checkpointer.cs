@@ -58,18 +58,19 @@ public static class Checkpointer
                 throw new TimeoutException($"the checkpoint of {request.Id} took longer than {request.Timeout!.Value.TotalSeconds:0.###} s (-Timeout); the process was left running as before and no context file was written.");
         }
 
-        if (request.Directory is not null)
+        if (request.Directory is not null && (request.Path is not null || request.Fd is not null))
             throw new CheckpointException(CheckpointFailure.InvalidRequest,
-                "-Directory (one context file per process) comes with process-tree support; this version writes one file: use -Path.");
+                "-Directory writes one context file per process; it cannot be combined with -Path or -Fd.");
 
         var pids = ProcessSelection.Resolve(request, log);
         var zombies = pids.Where(ProcessSelection.IsZombie).ToList();
         var live = pids.Except(zombies).ToList();
         var states = live.ToDictionary(p => p, p => ProcStat.Read(p).State);
 
-        using var destination = request.Fd is { } fd
-            ? ContextDestination.OpenDescriptor(fd)
+        using var destination = request.Directory is not null ? null
+            : request.Fd is { } fd ? ContextDestination.OpenDescriptor(fd)
             : ContextDestination.Open(request, ContextDestination.Resolve(request.WorkingDirectory, request.Path ?? $"context.{request.Id}"));
+        using var directory = request.Directory is not null ? DirectoryDestination.Open(request) : null;
         CheckDeadline();
 
         using var streamer = new PageStreamer();
@@ -88,39 +89,43 @@ public static class Checkpointer
             var pipes = CapturePipes(captured);
             CheckDeadline();
 
-            long memoryBytes;
-            using (var writer = new ContextWriter(destination.Stream, new ContextWriterOptions { AlignData = destination.AlignData, LeaveOpen = true }))
+            var image = new ImageRecord
             {
-                writer.WriteRecord(RecordKind.Image, new ImageRecord
+                ToolVersion = Version,
+                CreatedUtc = DateTimeOffset.UtcNow,
+                Hostname = Environment.MachineName,
+                KernelRelease = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
+                Scope = request.Scope.ToString(),
+                RequestedId = request.Id,
+                ProcessIds = pids.ToArray(),
+                SaveMappedFiles = request.Save.ToString(),
+            };
+            long memoryBytes = 0;
+            if (directory is not null)
+            {
+                // One file per process, each complete on its own: its records, the files it needs, the pipes it reads.
+                foreach (var p in captured)
                 {
-                    ToolVersion = Version,
-                    CreatedUtc = DateTimeOffset.UtcNow,
-                    Hostname = Environment.MachineName,
-                    KernelRelease = File.ReadAllText("/proc/sys/kernel/osrelease").Trim(),
-                    Scope = request.Scope.ToString(),
-                    RequestedId = request.Id,
-                    ProcessIds = pids.ToArray(),
-                    SaveMappedFiles = request.Save.ToString(),
-                });
-                memoryBytes = WriteProcesses(writer, captured, streamer, CheckDeadline);
-                foreach (var zombie in zombies) writer.WriteRecord(RecordKind.Process, ZombieRecord(zombie));
-                foreach (var (meta, data) in pipes)
-                {
-                    var record = writer.BeginDataRecord(RecordKind.PipeData, meta, data.Length);
-                    record.Write(data);
-                    record.Complete();
+                    var reads = p.Files.Descriptors.Where(d => d.Kind == FileDescriptorKind.Pipe && d.Readable).Select(d => d.Inode).ToHashSet();
+                    memoryBytes += WriteContext(directory.CreateFile($"context.{p.Process.Pid}"), true, image, [p], [],
+                        pipes.Where(x => reads.Contains(x.Meta.Inode)).ToList(), streamer, CheckDeadline, log);
+                    reads.Clear();
                 }
-                writer.Finish();
+                foreach (var zombie in zombies)
+                    WriteContext(directory.CreateFile($"context.{zombie}"), true, image, [], [zombie], [], streamer, CheckDeadline, log);
+            }
+            else
+            {
+                memoryBytes = WriteContext(destination!.Stream, destination.AlignData, image, captured, zombies, pipes, streamer, CheckDeadline, log);
                 destination.Flush();
-                log.Add($"wrote {writer.BytesWritten} bytes in {writer.RecordCount} records ({memoryBytes} bytes of memory)");
             }
 
-            var frozenFor = Finish(request, destination, tracees, log, frozen);
+            var frozenFor = Finish(request, () => Commit(request, destination, directory, log), tracees, log, frozen);
             released = true;
-            var bytes = destination.Stream.CanSeek ? destination.Stream.Length : 0;
+            var bytes = directory is not null ? directory.Bytes : destination!.Stream.CanSeek ? destination.Stream.Length : 0;
             return new CheckpointResult
             {
-                Path = destination.FinalPath,
+                Path = directory?.FinalPath ?? destination!.FinalPath,
                 ProcessIds = pids.ToArray(),
                 Bytes = bytes,
                 MemoryBytes = memoryBytes,
@@ -128,7 +133,7 @@ public static class Checkpointer
                 FrozenFor = frozenFor,
                 After = request.After,
                 Signal = SignalFor(request),
-                BackupPath = destination.BackupPath,
+                BackupPath = directory is not null ? directory.BackupPath : destination!.BackupPath,
                 Messages = log.Messages,
             };
         }
@@ -137,7 +142,8 @@ public static class Checkpointer
             if (!released)
             {
                 foreach (var tracee in tracees) tracee.DetachQuietly();
-                destination.Abort();
+                destination?.Abort();
+                directory?.Abort();
                 if (tracees.Count > 0) log.Add("released the processes unchanged after the failure");
             }
         }
@@ -200,9 +206,28 @@ public static class Checkpointer
         return pipes;
     }
 
+    /// <summary>Streams one context: the Image record, the processes, zombies and pipes given, the End record.</summary>
+    private static long WriteContext(Stream stream, bool align, ImageRecord image, List<CapturedProcess> captured, List<int> zombies,
+        List<(PipeDataRecord Meta, byte[] Data)> pipes, PageStreamer streamer, Action checkDeadline, MessageLog log)
+    {
+        using var writer = new ContextWriter(stream, new ContextWriterOptions { AlignData = align, LeaveOpen = true });
+        writer.WriteRecord(RecordKind.Image, image);
+        var memoryBytes = WriteProcesses(writer, captured, streamer, checkDeadline);
+        foreach (var zombie in zombies) writer.WriteRecord(RecordKind.Process, ZombieRecord(zombie));
+        foreach (var (meta, data) in pipes)
+        {
+            var record = writer.BeginDataRecord(RecordKind.PipeData, meta, data.Length);
+            record.Write(data);
+            record.Complete();
+        }
+        writer.Finish();
+        log.Add($"wrote {writer.BytesWritten} bytes in {writer.RecordCount} records ({memoryBytes} bytes of memory)");
+        return memoryBytes;
+    }
+
     private static long WriteProcesses(ContextWriter writer, List<CapturedProcess> captured, PageStreamer streamer, Action checkDeadline)
     {
-        long memoryBytes = 0;
+        var before = streamer.BytesCopied;
         var fileBuffer = new byte[1 << 20];
         var writtenFiles = new HashSet<string>();
         foreach (var p in captured)
@@ -217,9 +242,8 @@ public static class Checkpointer
                 streamer.Write(writer, p.Process.Pid, plan);
                 checkDeadline();
             }
-            memoryBytes = streamer.BytesCopied;
         }
-        return memoryBytes;
+        return streamer.BytesCopied - before;
     }
 
     private static int SignalFor(CheckpointRequest request) => AfterActionSignal.For(request.After, request.Signal);
@@ -229,7 +253,7 @@ public static class Checkpointer
     /// longer than the copy; when they are to be stopped or killed, the file is committed first, so
     /// that a failed commit never costs the process.
     /// </summary>
-    private static TimeSpan Finish(CheckpointRequest request, ContextDestination destination, List<FrozenProcess> tracees, MessageLog log, Stopwatch frozen)
+    private static TimeSpan Finish(CheckpointRequest request, Action commit, List<FrozenProcess> tracees, MessageLog log, Stopwatch frozen)
     {
         var signal = SignalFor(request);
         TimeSpan frozenFor;
@@ -238,13 +262,13 @@ public static class Checkpointer
             foreach (var t in tracees) t.Release();
             frozenFor = frozen.Elapsed;
             log.Add($"released after {frozenFor.TotalMilliseconds:F1} ms frozen");
-            Commit(request, destination, log);
+            commit();
             if (signal == Signals.SIGCONT)
                 foreach (var t in tracees) Interop.kill(t.Pid, signal);
         }
         else
         {
-            Commit(request, destination, log);
+            commit();
             foreach (var t in tracees)
             {
                 if (signal == Signals.SIGKILL)
@@ -261,9 +285,16 @@ public static class Checkpointer
         return frozenFor;
     }
 
-    private static void Commit(CheckpointRequest request, ContextDestination destination, MessageLog log)
+    private static void Commit(CheckpointRequest request, ContextDestination? destination, DirectoryDestination? directory, MessageLog log)
     {
-        destination.Commit(request.Sync);
+        if (directory is not null)
+        {
+            directory.Commit(request.Sync);
+            if (directory.BackupPath is not null) log.Add($"kept the previous checkpoint directory as {directory.BackupPath}");
+            log.Add($"checkpoint directory {directory.FinalPath} in place{(request.Sync ? " and synced" : "")}");
+            return;
+        }
+        destination!.Commit(request.Sync);
         if (destination.BackupPath is not null) log.Add($"kept the previous context file as {destination.BackupPath}");
         log.Add(destination.FinalPath is null ? "context written to the descriptor" : $"context file {destination.FinalPath} in place{(request.Sync ? " and synced" : "")}");
     }

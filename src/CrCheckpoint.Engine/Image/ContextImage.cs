@@ -27,8 +27,10 @@ public sealed class ContextImage
     public DateTimeOffset CreatedUtc => Image.CreatedUtc;
     public int[] ProcessIds => Image.ProcessIds;
 
+    /// <summary>A context file, or a checkpoint directory (--dir): every context.* file in it, read as one checkpoint.</summary>
     public static ContextImage Load(string path, bool verify)
     {
+        if (Directory.Exists(path)) return LoadDirectory(path, verify);
         FileStream stream;
         try
         {
@@ -42,6 +44,36 @@ public sealed class ContextImage
         {
             return Load(stream, path, verify);
         }
+    }
+
+    private static ContextImage LoadDirectory(string directory, bool verify)
+    {
+        var files = Directory.GetFiles(directory, "context.*").Order(StringComparer.Ordinal).ToList();
+        if (files.Count == 0)
+            throw new FileNotFoundException($"the checkpoint directory {directory} holds no context.* file.", directory);
+        var parts = files.Select(f => Load(f, verify)).ToList();
+        var first = parts[0];
+        var merged = new ContextImage
+        {
+            Path = directory,
+            FormatVersion = first.FormatVersion,
+            FormatMinorVersion = first.FormatMinorVersion,
+            Bytes = parts.Sum(p => p.Bytes),
+            Verified = verify,
+            Image = first.Image,
+        };
+        foreach (var part in parts)
+        {
+            merged.Processes.AddRange(part.Processes);
+            merged.FileContents.AddRange(part.FileContents.Where(f => merged.FileContents.All(m => m.Record.Key != f.Record.Key)));
+            merged.Pipes.AddRange(part.Pipes.Where(p => merged.Pipes.All(m => m.Record.Inode != p.Record.Inode)));
+        }
+        var expected = first.Image.ProcessIds.Order().ToList();
+        var found = merged.Processes.Select(p => p.Pid).Order().ToList();
+        if (!expected.SequenceEqual(found))
+            throw new ContextFormatException(ContextFormatError.Truncated, 0,
+                $"the checkpoint directory {directory} should hold processes {string.Join(", ", expected)} but holds {string.Join(", ", found)}: a context file is missing.");
+        return merged;
     }
 
     public static ContextImage Load(Stream stream, string? name, bool verify)
@@ -69,7 +101,7 @@ public sealed class ContextImage
             switch (record.Kind)
             {
                 case RecordKind.Process:
-                    current = new ProcessImage { Process = record.GetMetadata<ProcessRecord>() };
+                    current = new ProcessImage { Process = record.GetMetadata<ProcessRecord>(), Source = name ?? "" };
                     image.Processes.Add(current);
                     break;
                 case RecordKind.Thread:
@@ -85,14 +117,14 @@ public sealed class ContextImage
                 {
                     var meta = record.GetMetadata<MemoryPagesRecord>();
                     reader.SkipData(verify);
-                    Current(record).Pages.Add(new PagesImage(meta, record.DataOffset, record.DataLength, record.DataChecksum));
+                    Current(record).Pages.Add(new PagesImage(meta, name ?? "", record.DataOffset, record.DataLength, record.DataChecksum));
                     break;
                 }
                 case RecordKind.FileContent:
                 {
                     var meta = record.GetMetadata<FileContentRecord>();
                     reader.SkipData(verify);
-                    var content = new FileContentImage(meta, record.DataOffset, record.DataLength, record.DataChecksum);
+                    var content = new FileContentImage(meta, name ?? "", record.DataOffset, record.DataLength, record.DataChecksum);
                     Current(record).FileContents.Add(content);
                     image.FileContents.Add(content);
                     break;
@@ -101,7 +133,7 @@ public sealed class ContextImage
                 {
                     var meta = record.GetMetadata<PipeDataRecord>();
                     reader.SkipData(verify);
-                    image.Pipes.Add(new PipeImage(meta, record.DataOffset, record.DataLength, record.DataChecksum));
+                    image.Pipes.Add(new PipeImage(meta, name ?? "", record.DataOffset, record.DataLength, record.DataChecksum));
                     break;
                 }
             }

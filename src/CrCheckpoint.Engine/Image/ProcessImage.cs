@@ -14,6 +14,8 @@ public sealed class ProcessImage
     public FileTableRecord Files { get; set; } = new();
     public List<PagesImage> Pages { get; } = [];
     public List<FileContentImage> FileContents { get; } = [];
+    /// <summary>The context file this process came from.</summary>
+    public string Source { get; init; } = "";
 
     public int Pid => Process.Pid;
     public string Name => Process.Name;
@@ -29,13 +31,14 @@ public sealed class ProcessImage
 }
 
 /// <summary>A MemoryPages record: which pages, and where their bytes start in the file.</summary>
-public sealed record PagesImage(MemoryPagesRecord Record, long DataOffset, long DataLength, ulong DataChecksum);
+/// <remarks>Source is the context file the bytes are in (a checkpoint directory has one per process).</remarks>
+public sealed record PagesImage(MemoryPagesRecord Record, string Source, long DataOffset, long DataLength, ulong DataChecksum);
 
 /// <summary>A FileContent record and where the file's bytes start in the context file.</summary>
-public sealed record FileContentImage(FileContentRecord Record, long DataOffset, long DataLength, ulong DataChecksum);
+public sealed record FileContentImage(FileContentRecord Record, string Source, long DataOffset, long DataLength, ulong DataChecksum);
 
 /// <summary>A PipeData record: the bytes that were in flight in one pipe.</summary>
-public sealed record PipeImage(PipeDataRecord Record, long DataOffset, long DataLength, ulong DataChecksum);
+public sealed record PipeImage(PipeDataRecord Record, string Source, long DataOffset, long DataLength, ulong DataChecksum);
 
 /// <summary>What Get-CrContext shows of one memory area. DataChecksum is XxHash3-64 of the saved bytes, in order.</summary>
 public sealed record MemoryRegionView(

@@ -13,14 +13,16 @@ public sealed class DataVerifier
 
     private DataVerifier(Task<string?> task) => _task = task;
 
-    public static DataVerifier Start(string contextPath, ContextImage image)
+    public static DataVerifier Start(ContextImage image)
     {
         var blocks = image.Processes.SelectMany(p =>
-                p.Pages.Select(pg => (pg.DataOffset, pg.DataLength, pg.DataChecksum, $"the saved pages of process {p.Pid} at 0x{pg.Record.AreaStart:x}")))
-            .Concat(image.FileContents.Select(f => (f.DataOffset, f.DataLength, f.DataChecksum, $"the saved copy of {f.Record.Path}")))
-            .Concat(image.Pipes.Select(f => (f.DataOffset, f.DataLength, f.DataChecksum, $"the bytes in flight in pipe:[{f.Record.Inode}]")))
+                p.Pages.Select(pg => (pg.Source, pg.DataOffset, pg.DataLength, pg.DataChecksum, $"the saved pages of process {p.Pid} at 0x{pg.Record.AreaStart:x}"))
+                 .Concat(p.FileContents.Select(f => (f.Source, f.DataOffset, f.DataLength, f.DataChecksum, $"the saved copy of {f.Record.Path}"))))
+            .Concat(image.Pipes.Select(f => (f.Source, f.DataOffset, f.DataLength, f.DataChecksum, $"the bytes in flight in pipe:[{f.Record.Inode}]")))
             .ToList();
-        return new DataVerifier(Task.Factory.StartNew(() => Verify(contextPath, blocks), TaskCreationOptions.LongRunning));
+        return new DataVerifier(Task.Factory.StartNew(
+            () => blocks.GroupBy(b => b.Source).Select(g => Verify(g.Key, g.Select(b => (b.DataOffset, b.DataLength, b.DataChecksum, b.Item5)).ToList())).FirstOrDefault(r => r is not null),
+            TaskCreationOptions.LongRunning));
     }
 
     /// <summary>

@@ -45,7 +45,7 @@ public static class Restarter
                 foreach (var tid in order.SelectMany(p => p.Process.Zombie ? [p.Pid] : p.Threads.Select(t => t.Tid)))
                     ProcessCreator.WaitForFreePid(tid, request.PidWait);
 
-            var verifier = DataVerifier.Start(request.Path, image);
+            var verifier = DataVerifier.Start(image);
             var (pids, bytes) = TracerThread.Run(() => Rebuild(request, image, order, relocate, verifier, log));
             var roots = order.Where(p => !order.Any(q => q.Pid == p.Process.ParentPid)).Select(p => pids[p.Pid]);
             var restarted = roots.Select(pid => new RestartedProcess(pid)).ToList();
@@ -129,7 +129,7 @@ public static class Restarter
     private static (Dictionary<int, int> Pids, long Bytes) Rebuild(RestartRequest request, ContextImage image, List<ProcessImage> order,
         PathRelocator relocate, DataVerifier verifier, MessageLog log)
     {
-        using var shared = SharedMemoryObjects.Create(request.Path, image);
+        using var shared = SharedMemoryObjects.Create(image);
         using var files = new OpenFileTable(image, relocate,
             new StandardStreams(request.StandardInput, request.StandardOutput, request.StandardError), shared, log);
         var rebuilt = new Dictionary<int, Rebuilt>();
@@ -245,7 +245,7 @@ public static class Restarter
         ProcessRestore.RestoreMemoryLayout(tracee, process.Process, relocate, log);
 
         var contextFd = (int)tracee.CheckedSyscall("open of the context file", Syscalls.openat, AT_FDCWD,
-            tracee.ScratchString(request.Path), O_RDONLY | O_CLOEXEC, 0);
+            tracee.ScratchString(process.Source), O_RDONLY | O_CLOEXEC, 0);
         long bytes;
         using (var bridge = new DescriptorBridge(tracee, FileRestore.HighestDescriptor(process)))
             bytes = MemoryRestore.MapAreas(tracee, image, process, contextFd, relocate, shared, bridge);

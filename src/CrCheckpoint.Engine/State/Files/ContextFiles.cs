@@ -3,7 +3,7 @@ using CrCheckpoint.Engine.Image;
 namespace CrCheckpoint.Engine.State.Files;
 
 /// <summary>Brings files saved inside a context file (unlinked files) back onto the file system.</summary>
-public sealed class ContextFiles(string contextPath, ContextImage image)
+public sealed class ContextFiles(ContextImage image)
 {
     /// <summary>
     /// Writes the saved contents to the original path, or beside it when that name is taken again,
@@ -17,7 +17,7 @@ public sealed class ContextFiles(string contextPath, ContextImage image)
         var path = File.Exists(originalPath) || !Directory.Exists(Path.GetDirectoryName(originalPath))
             ? Path.Combine(directory, $".crrestart.{Environment.ProcessId}.{Random.Shared.Next():x8}")
             : originalPath;
-        using var source = new FileStream(contextPath, FileMode.Open, FileAccess.Read, FileShare.Read, 0);
+        using var source = new FileStream(content.Source, FileMode.Open, FileAccess.Read, FileShare.Read, 0);
         using var target = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0);
         File.SetUnixFileMode(path, (UnixFileMode)(content.Record.Identity.Mode & 0xfff));
         source.Seek(content.DataOffset, SeekOrigin.Begin);

@@ -67,7 +67,7 @@ public sealed class OpenFileTable : IDisposable
                 return OpenFifo(_relocate.Map(d.Path), d.Flags, d.Fd);
             case FileDescriptorKind.UnlinkedFile:
             {
-                var path = new ContextFiles(_image.Path!, _image).Recreate(d.SavedFileKey!, d.Path);
+                var path = new ContextFiles(_image).Recreate(d.SavedFileKey!, d.Path);
                 try { return Seek(OpenPath(path, d.Flags, d.Fd), d); }
                 finally { File.Delete(path); }
             }
@@ -120,7 +120,7 @@ public sealed class OpenFileTable : IDisposable
             {
                 fcntl(fds[1], F_SETPIPE_SZ, saved.Record.Capacity);
                 var data = new byte[saved.DataLength];
-                using (var context = File.OpenHandle(_image.Path!, FileMode.Open, FileAccess.Read))
+                using (var context = File.OpenHandle(saved.Source, FileMode.Open, FileAccess.Read))
                     RandomAccess.Read(context, data, saved.DataOffset);
                 fixed (byte* p = data)
                 {

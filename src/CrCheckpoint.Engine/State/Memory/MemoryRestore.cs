@@ -132,7 +132,10 @@ public static class MemoryRestore
                 switch (area.Kind)
                 {
                     case MemoryAreaKind.PrivateFile or MemoryAreaKind.SharedFile when area.SavedFileKey is not null:
-                        var content = image.FileContents.First(f => f.Record.Key == area.SavedFileKey);
+                        var content = process.FileContents.FirstOrDefault(f => f.Record.Key == area.SavedFileKey)
+                            ?? image.FileContents.First(f => f.Record.Key == area.SavedFileKey);
+                        if (content.Source != process.Source)
+                            throw new RestartException(RestartFailure.ContextInvalid, $"the saved copy of {area.Path} is not in the context file of process {process.Pid}.");
                         if (content.DataOffset < 0 || content.DataOffset % 4096 != 0)
                             throw new RestartException(RestartFailure.Unsupported,
                                 $"the saved copy of {area.Path} is not page-aligned in the context file (was it written to a pipe?); it cannot be mapped.");

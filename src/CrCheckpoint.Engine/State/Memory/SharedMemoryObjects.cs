@@ -13,15 +13,17 @@ public sealed class SharedMemoryObjects : IDisposable
 {
     private readonly Dictionary<string, SafeFileHandle> _objects = new();
 
-    public static SharedMemoryObjects Create(string contextPath, ContextImage image)
+    public static SharedMemoryObjects Create(ContextImage image)
     {
         var objects = new SharedMemoryObjects();
         try
         {
-            using var context = File.OpenHandle(contextPath, FileMode.Open, FileAccess.Read);
             var buffer = GC.AllocateUninitializedArray<byte>(1 << 20);
             foreach (var content in image.FileContents.Where(f => f.Record.Reason == "shmem"))
+            {
+                using var context = File.OpenHandle(content.Source, FileMode.Open, FileAccess.Read);
                 objects._objects[content.Record.Key] = objects.Fill(context, content, buffer);
+            }
             return objects;
         }
         catch
