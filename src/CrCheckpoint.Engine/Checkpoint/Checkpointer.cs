@@ -87,6 +87,7 @@ public static class Checkpointer
             var captured = tracees.Select(tr => ProcessCapture.Capture(tr, states[tr.Pid], request.Save, log)).ToList();
             SharedDescriptions.Assign(captured.Select(c => c.Files).ToList());
             var pipes = CapturePipes(captured);
+            var sockets = CaptureSockets(captured);
             CheckDeadline();
 
             var image = new ImageRecord
@@ -107,16 +108,17 @@ public static class Checkpointer
                 foreach (var p in captured)
                 {
                     var reads = p.Files.Descriptors.Where(d => d.Kind == FileDescriptorKind.Pipe && d.Readable).Select(d => d.Inode).ToHashSet();
+                    var holds = p.Files.Descriptors.Where(d => d.Kind == FileDescriptorKind.Socket).Select(d => d.Inode).ToHashSet();
                     memoryBytes += WriteContext(directory.CreateFile($"context.{p.Process.Pid}"), true, image, [p], [],
-                        pipes.Where(x => reads.Contains(x.Meta.Inode)).ToList(), streamer, CheckDeadline, log);
-                    reads.Clear();
+                        pipes.Where(x => reads.Contains(x.Meta.Inode)).ToList(),
+                        sockets.Where(x => holds.Contains(x.Meta.Inode)).ToList(), streamer, CheckDeadline, log);
                 }
                 foreach (var zombie in zombies)
-                    WriteContext(directory.CreateFile($"context.{zombie}"), true, image, [], [zombie], [], streamer, CheckDeadline, log);
+                    WriteContext(directory.CreateFile($"context.{zombie}"), true, image, [], [zombie], [], [], streamer, CheckDeadline, log);
             }
             else
             {
-                memoryBytes = WriteContext(destination!.Stream, destination.AlignData, image, captured, zombies, pipes, streamer, CheckDeadline, log);
+                memoryBytes = WriteContext(destination!.Stream, destination.AlignData, image, captured, zombies, pipes, sockets, streamer, CheckDeadline, log);
                 destination.Flush();
             }
 
@@ -208,7 +210,8 @@ public static class Checkpointer
 
     /// <summary>Streams one context: the Image record, the processes, zombies and pipes given, the End record.</summary>
     private static long WriteContext(Stream stream, bool align, ImageRecord image, List<CapturedProcess> captured, List<int> zombies,
-        List<(PipeDataRecord Meta, byte[] Data)> pipes, PageStreamer streamer, Action checkDeadline, MessageLog log)
+        List<(PipeDataRecord Meta, byte[] Data)> pipes, List<(SocketDataRecord Meta, byte[] Data)> sockets,
+        PageStreamer streamer, Action checkDeadline, MessageLog log)
     {
         using var writer = new ContextWriter(stream, new ContextWriterOptions { AlignData = align, LeaveOpen = true });
         writer.WriteRecord(RecordKind.Image, image);
@@ -220,9 +223,35 @@ public static class Checkpointer
             record.Write(data);
             record.Complete();
         }
+        foreach (var (meta, data) in sockets)
+        {
+            var record = writer.BeginDataRecord(RecordKind.SocketData, meta, data.Length);
+            record.Write(data);
+            record.Complete();
+        }
         writer.Finish();
         log.Add($"wrote {writer.BytesWritten} bytes in {writer.RecordCount} records ({memoryBytes} bytes of memory)");
         return memoryBytes;
+    }
+
+    /// <summary>
+    /// Both ends of every socket pair must be in the checkpoint; what waits in each end's receive
+    /// queue is read without being taken.
+    /// </summary>
+    private static List<(SocketDataRecord Meta, byte[] Data)> CaptureSockets(List<CapturedProcess> captured)
+    {
+        var held = captured.SelectMany(p => p.Files.Descriptors.Where(d => d.Kind == FileDescriptorKind.Socket).Select(d => (p.Process.Pid, d))).ToList();
+        var inodes = held.Select(h => h.d.Inode).ToHashSet();
+        var result = new List<(SocketDataRecord, byte[])>();
+        var seen = new HashSet<ulong>();
+        foreach (var (pid, d) in held)
+        {
+            if (!inodes.Contains(d.PeerInode))
+                throw new UnsupportedStateException(pid,
+                    $"descriptor {d.Fd} ({d.Path}) is a unix socket connected to a process outside the checkpoint; checkpoint that process too (-Scope Tree from a common ancestor, or -Scope Session)");
+            if (seen.Add(d.Inode)) result.Add(SocketCapture.Capture(pid, d.Fd, d));
+        }
+        return result;
     }
 
     private static long WriteProcesses(ContextWriter writer, List<CapturedProcess> captured, PageStreamer streamer, Action checkDeadline)

@@ -40,5 +40,5 @@ public static class FormatConstants
 
     /// <summary>Whether this version knows the kind (and so must not skip it).</summary>
     internal static bool IsKnownKind(RecordKind kind) =>
-        kind is >= RecordKind.Image and <= RecordKind.PipeData or RecordKind.End;
+        kind is >= RecordKind.Image and <= RecordKind.SocketData or RecordKind.End;
 }

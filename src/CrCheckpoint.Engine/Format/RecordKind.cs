@@ -36,6 +36,9 @@ public enum RecordKind : uint
     /// <summary>The bytes in flight in one pipe between processes of the checkpoint; the data is those bytes.</summary>
     PipeData = 8,
 
+    /// <summary>The bytes queued in one unix socket of a socket pair inside the checkpoint; the data is those bytes.</summary>
+    SocketData = 9,
+
     /// <summary>The last record of every complete file; its presence proves the file is complete.</summary>
     End = 0x7FFF_FFFF,
 }

@@ -23,6 +23,7 @@ public sealed class ContextImage
     /// <summary>Every FileContent record of the file, whichever process it came with (shared objects are saved once).</summary>
     public List<FileContentImage> FileContents { get; } = [];
     public List<PipeImage> Pipes { get; } = [];
+    public List<SocketImage> Sockets { get; } = [];
 
     public DateTimeOffset CreatedUtc => Image.CreatedUtc;
     public int[] ProcessIds => Image.ProcessIds;
@@ -67,6 +68,7 @@ public sealed class ContextImage
             merged.Processes.AddRange(part.Processes);
             merged.FileContents.AddRange(part.FileContents.Where(f => merged.FileContents.All(m => m.Record.Key != f.Record.Key)));
             merged.Pipes.AddRange(part.Pipes.Where(p => merged.Pipes.All(m => m.Record.Inode != p.Record.Inode)));
+            merged.Sockets.AddRange(part.Sockets.Where(p => merged.Sockets.All(m => m.Record.Inode != p.Record.Inode)));
         }
         var expected = first.Image.ProcessIds.Order().ToList();
         var found = merged.Processes.Select(p => p.Pid).Order().ToList();
@@ -127,6 +129,13 @@ public sealed class ContextImage
                     var content = new FileContentImage(meta, name ?? "", record.DataOffset, record.DataLength, record.DataChecksum);
                     Current(record).FileContents.Add(content);
                     image.FileContents.Add(content);
+                    break;
+                }
+                case RecordKind.SocketData:
+                {
+                    var meta = record.GetMetadata<SocketDataRecord>();
+                    reader.SkipData(verify);
+                    image.Sockets.Add(new SocketImage(meta, name ?? "", record.DataOffset, record.DataLength, record.DataChecksum));
                     break;
                 }
                 case RecordKind.PipeData:

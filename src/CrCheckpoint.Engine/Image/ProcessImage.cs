@@ -40,6 +40,9 @@ public sealed record FileContentImage(FileContentRecord Record, string Source, l
 /// <summary>A PipeData record: the bytes that were in flight in one pipe.</summary>
 public sealed record PipeImage(PipeDataRecord Record, string Source, long DataOffset, long DataLength, ulong DataChecksum);
 
+/// <summary>A SocketData record: what waited in one unix socket's receive queue.</summary>
+public sealed record SocketImage(SocketDataRecord Record, string Source, long DataOffset, long DataLength, ulong DataChecksum);
+
 /// <summary>What Get-CrContext shows of one memory area. DataChecksum is XxHash3-64 of the saved bytes, in order.</summary>
 public sealed record MemoryRegionView(
     ulong Start, ulong End, string Protection, MemoryAreaKind Kind, string Path, long SavedPages, long SavedBytes,

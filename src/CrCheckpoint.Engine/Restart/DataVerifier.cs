@@ -19,6 +19,7 @@ public sealed class DataVerifier
                 p.Pages.Select(pg => (pg.Source, pg.DataOffset, pg.DataLength, pg.DataChecksum, $"the saved pages of process {p.Pid} at 0x{pg.Record.AreaStart:x}"))
                  .Concat(p.FileContents.Select(f => (f.Source, f.DataOffset, f.DataLength, f.DataChecksum, $"the saved copy of {f.Record.Path}"))))
             .Concat(image.Pipes.Select(f => (f.Source, f.DataOffset, f.DataLength, f.DataChecksum, $"the bytes in flight in pipe:[{f.Record.Inode}]")))
+            .Concat(image.Sockets.Select(f => (f.Source, f.DataOffset, f.DataLength, f.DataChecksum, $"the bytes queued in socket:[{f.Record.Inode}]")))
             .ToList();
         return new DataVerifier(Task.Factory.StartNew(
             () => blocks.GroupBy(b => b.Source).Select(g => Verify(g.Key, g.Select(b => (b.DataOffset, b.DataLength, b.DataChecksum, b.Item5)).ToList())).FirstOrDefault(r => r is not null),

@@ -22,4 +22,6 @@ namespace CrCheckpoint.Engine.State;
 [JsonSerializable(typeof(MemoryPagesRecord))]
 [JsonSerializable(typeof(FileTableRecord))]
 [JsonSerializable(typeof(FileContentRecord))]
+[JsonSerializable(typeof(PipeDataRecord))]
+[JsonSerializable(typeof(SocketDataRecord))]
 internal sealed partial class RecordSchema : JsonSerializerContext;

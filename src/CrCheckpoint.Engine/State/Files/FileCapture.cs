@@ -14,9 +14,25 @@ public static class FileCapture
     {
         var descriptors = new List<FileDescriptorRecord>();
         var files = new List<FileToSave>();
+        Dictionary<ulong, UnixSocketInfo>? sockets = null;
         foreach (var d in ProcFds.Read(pid))
         {
             var record = Describe(pid, d);
+            if (record.Kind == FileDescriptorKind.Socket)
+            {
+                sockets ??= UnixSocketDiag.Dump();
+                if (sockets.TryGetValue(record.Inode, out var unix) && unix.PeerInode != 0 && unix.Name is null or "")
+                {
+                    descriptors.Add(new FileDescriptorRecord
+                    {
+                        Fd = record.Fd, Kind = record.Kind, Path = record.Path, Flags = record.Flags, CloseOnExec = record.CloseOnExec,
+                        Identity = record.Identity, Inode = record.Inode, SocketType = unix.Type, PeerInode = unix.PeerInode,
+                    });
+                    continue;
+                }
+                throw new UnsupportedStateException(pid,
+                    $"descriptor {d.Fd} ({d.Target}) is a socket that is not one end of a unix socket pair (a network socket, a listening or named socket); this version cannot checkpoint it yet");
+            }
             if (record.Kind is FileDescriptorKind.Socket or FileDescriptorKind.AnonymousInode or FileDescriptorKind.Other)
                 throw new UnsupportedStateException(pid,
                     $"descriptor {d.Fd} ({d.Target}) is a {Describe(record.Kind)}, which this version cannot checkpoint yet; close it in the program, or checkpoint another process");

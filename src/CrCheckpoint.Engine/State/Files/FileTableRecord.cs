@@ -29,6 +29,10 @@ public sealed class FileDescriptorRecord
     /// one offset and one set of status flags, and come back sharing them. "PID:FD" of the first holder.
     /// </summary>
     public string? Description { get; set; }
+    /// <summary>For a unix socket: SOCK_STREAM (1), SOCK_DGRAM (2) or SOCK_SEQPACKET (5).</summary>
+    public int SocketType { get; init; }
+    /// <summary>For a unix socket of a socketpair: the inode of the other end, which must be in the checkpoint too.</summary>
+    public ulong PeerInode { get; init; }
 
     public bool Readable => (Flags & 3) is 0 or 2;
     public bool Writable => (Flags & 3) is 1 or 2;
@@ -56,4 +60,13 @@ public sealed class PipeDataRecord
     public ulong Inode { get; init; }
     /// <summary>The pipe's capacity (F_GETPIPE_SZ), given back at restart.</summary>
     public int Capacity { get; init; }
+}
+
+/// <summary>Metadata of a SocketData record: what waited in one unix socket's receive queue, oldest first.</summary>
+public sealed class SocketDataRecord
+{
+    public ulong Inode { get; init; }
+    public int SocketType { get; init; }
+    /// <summary>For datagram and seqpacket sockets: the length of each message, in order (the data is them back to back).</summary>
+    public int[] MessageLengths { get; init; } = [];
 }

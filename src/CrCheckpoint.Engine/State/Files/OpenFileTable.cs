@@ -25,6 +25,7 @@ public sealed class OpenFileTable : IDisposable
     private readonly Dictionary<string, SafeFileHandle> _descriptions = new();
     private readonly Dictionary<(ulong Inode, bool ReadEnd), SafeFileHandle> _pipes = new();
     private readonly List<SafeFileHandle> _keepAlive = new();
+    private readonly Dictionary<ulong, SafeFileHandle> _sockets = new();
     private readonly ContextImage _image;
     private readonly PathRelocator _relocate;
     private readonly StandardStreams _streams;
@@ -50,6 +51,8 @@ public sealed class OpenFileTable : IDisposable
     {
         if (d.Kind == FileDescriptorKind.Pipe && _pipeEnds.Contains((d.Inode, true)) && _pipeEnds.Contains((d.Inode, false)))
             return Pipe(d.Inode, d.Readable && !d.Writable, d.Flags);
+        if (d.Kind == FileDescriptorKind.Socket)
+            return Socket(d);
 
         var key = d.Description ?? $"{process.Pid}:{d.Fd}";
         if (!_descriptions.TryGetValue(key, out var handle))
@@ -142,6 +145,49 @@ public sealed class OpenFileTable : IDisposable
         return (int)handle.DangerousGetHandle();
     }
 
+    /// <summary>
+    /// Both ends of a socket pair are made together; each end's saved receive queue is sent again
+    /// from the other end, so it waits for its reader as it did.
+    /// </summary>
+    private unsafe int Socket(FileDescriptorRecord d)
+    {
+        if (!_sockets.ContainsKey(d.Inode))
+        {
+            var fds = stackalloc int[2];
+            ErrnoCheck.Check(socketpair(AF_UNIX, d.SocketType | SOCK_CLOEXEC, 0, fds), "socketpair");
+            var mine = new SafeFileHandle(fds[0], true);
+            var peer = new SafeFileHandle(fds[1], true);
+            _sockets[d.Inode] = mine;
+            _sockets[d.PeerInode] = peer;
+            Refill(d.Inode, peer);
+            Refill(d.PeerInode, mine);
+        }
+        var handle = _sockets[d.Inode];
+        fcntl((int)handle.DangerousGetHandle(), F_SETFL, d.Flags & O_NONBLOCK);
+        return (int)handle.DangerousGetHandle();
+    }
+
+    private unsafe void Refill(ulong inode, SafeFileHandle sender)
+    {
+        var saved = _image.Sockets.FirstOrDefault(s => s.Record.Inode == inode);
+        if (saved is null || saved.DataLength == 0) return;
+        var data = new byte[saved.DataLength];
+        using (var context = File.OpenHandle(saved.Source, FileMode.Open, FileAccess.Read))
+            RandomAccess.Read(context, data, saved.DataOffset);
+        var lengths = saved.Record.MessageLengths.Length > 0 ? saved.Record.MessageLengths : [data.Length];
+        var at = 0;
+        fixed (byte* p = data)
+        {
+            foreach (var length in lengths)
+            {
+                if (send((int)sender.DangerousGetHandle(), p + at, (nuint)length, 0) != length)
+                    throw new NativeException($"refilling socket:[{inode}]", ErrnoCheck.LastErrno);
+                at += length;
+            }
+        }
+        _log.Add($"socket:[{inode}] refilled with {data.Length} bytes in {lengths.Length} message(s)");
+    }
+
     /// <summary>A pipe whose other end is gone, or a terminal that no longer exists.</summary>
     private SafeFileHandle Substitute(ProcessImage process, FileDescriptorRecord d)
     {
@@ -167,7 +213,8 @@ public sealed class OpenFileTable : IDisposable
 
     public void Dispose()
     {
-        foreach (var h in _descriptions.Values.Concat(_pipes.Values).Concat(_keepAlive)) h.Dispose();
+        foreach (var h in _descriptions.Values.Concat(_pipes.Values).Concat(_keepAlive).Concat(_sockets.Values)) h.Dispose();
+        _sockets.Clear();
         _descriptions.Clear();
         _pipes.Clear();
         _keepAlive.Clear();
