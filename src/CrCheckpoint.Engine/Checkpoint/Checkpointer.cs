@@ -305,8 +305,7 @@ public static class Checkpointer
                     t.KillAndReap();
                     continue;
                 }
-                t.Leader.SendSignal(signal);
-                t.Release();
+                t.Release(signal);
             }
             frozenFor = frozen.Elapsed;
             log.Add($"sent {Signals.Name(signal)} to {string.Join(", ", tracees.Select(t => t.Pid))}");

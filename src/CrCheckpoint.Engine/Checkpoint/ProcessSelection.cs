@@ -51,6 +51,27 @@ public static class ProcessSelection
         return kept;
     }
 
+    /// <summary>
+    /// True when the .NET runtime started this child (System.Diagnostics.Process) and so reaps it on
+    /// SIGCHLD: its waitpid would take the ptrace stops meant for the engine. Children the runtime
+    /// does not know (orphans adopted by a subreaper, processes restarted here) are safe. The
+    /// runtime keeps them in a private table; if that cannot be read, every other child counts.
+    /// </summary>
+    private static bool DotNetWaitsFor(int pid)
+    {
+        try
+        {
+            var type = typeof(System.Diagnostics.Process).Assembly.GetType("System.Diagnostics.ProcessWaitState");
+            var field = type?.GetField("s_childProcessWaitStates", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static);
+            if (field?.GetValue(null) is System.Collections.IDictionary table)
+                lock (table) return table.Contains(pid);
+        }
+        catch (Exception e) when (e is System.Reflection.TargetException or InvalidOperationException or MemberAccessException)
+        {
+        }
+        return true;
+    }
+
     /// <summary>Every descendant, parents before children.</summary>
     public static List<int> Descendants(int root)
     {
@@ -124,7 +145,7 @@ public static class ProcessSelection
         if (pid == Environment.ProcessId)
             throw new CheckpointException(CheckpointFailure.Unsupported,
                 $"process {pid} is the PowerShell process running this command; it cannot checkpoint itself. Run the checkpoint from another pwsh.", pid);
-        if (stat.ParentId == Environment.ProcessId && !Restart.RestartedProcess.IsRestartedHere(pid))
+        if (stat.ParentId == Environment.ProcessId && !Restart.RestartedProcess.IsRestartedHere(pid) && DotNetWaitsFor(pid))
             throw new CheckpointException(CheckpointFailure.Unsupported,
                 $"process {pid} ({stat.Comm}) is a child of this PowerShell process (started with Start-Process, & or a job). The .NET runtime waits for its own children and would take the kernel's notifications away from the checkpoint. Start the program detached (for example through setsid or nohup from bash), or checkpoint it from another PowerShell process.", pid);
         if (stat.IsKernelThread)

@@ -11,7 +11,13 @@ public sealed class DataVerifier
 {
     private readonly Task<string?> _task;
 
-    private DataVerifier(Task<string?> task) => _task = task;
+    private readonly string? _path;
+
+    private DataVerifier(Task<string?> task, string? path)
+    {
+        _task = task;
+        _path = path;
+    }
 
     public static DataVerifier Start(ContextImage image)
     {
@@ -23,7 +29,7 @@ public sealed class DataVerifier
             .ToList();
         return new DataVerifier(Task.Factory.StartNew(
             () => blocks.GroupBy(b => b.Source).Select(g => Verify(g.Key, g.Select(b => (b.DataOffset, b.DataLength, b.DataChecksum, b.Item5)).ToList())).FirstOrDefault(r => r is not null),
-            TaskCreationOptions.LongRunning));
+            TaskCreationOptions.LongRunning), image.Path);
     }
 
     /// <summary>
@@ -69,6 +75,6 @@ public sealed class DataVerifier
     {
         var problem = _task.GetAwaiter().GetResult();
         if (problem is not null)
-            throw new RestartException(RestartFailure.ContextInvalid, problem + ". The context file is damaged; use another one.");
+            throw new RestartException(RestartFailure.ContextInvalid, problem + ". The context file is damaged; use another one.", _path);
     }
 }

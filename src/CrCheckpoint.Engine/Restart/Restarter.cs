@@ -206,15 +206,16 @@ public static class Restarter
                     t.SetExtendedState(record.ExtendedState);
                     t.SetFinalState(ThreadRestore.FinalRegisters(t, record), record.BlockedSignals);
                 }
-                var own = signal != 0 ? signal : p.Process.WasStopped ? Signals.SIGSTOP : 0;
-                if (own != 0) r.Leader.SendSignal(own);
             }
             foreach (var p in order.Where(p => !p.Process.Zombie))
             {
-                // The leader last: it unmaps the scratch page its threads borrowed.
+                // The leader first, carrying the signal in its detach, so a stop is pending before anything runs.
                 var r = rebuilt[p.Pid];
+                var own = signal != 0 ? signal : p.Process.WasStopped ? Signals.SIGSTOP : 0;
+                r.Leader.Release(own == Signals.SIGKILL ? 0 : own);
                 foreach (var (t, _) in r.Threads.Skip(1)) t.Release();
-                r.Leader.Release();
+                // SIGKILL cannot wait for a detach: it is sent once the process is ours no more, so that its parent sees it.
+                if (own == Signals.SIGKILL) Interop.kill(r.Leader.Pid, Signals.SIGKILL);
             }
             if (signal != 0) log.Add($"sent {Signals.Name(signal)} to every process");
             return (order.ToDictionary(p => p.Pid, p => rebuilt[p.Pid].Leader.Pid), bytes);

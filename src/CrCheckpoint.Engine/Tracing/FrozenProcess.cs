@@ -70,11 +70,14 @@ public sealed unsafe class FrozenProcess : IDisposable
 
     public bool WasGroupStopped => Threads.Any(t => t.WasGroupStopped);
 
-    /// <summary>Releases every thread; the leader last, because it owns the scratch page the others borrowed.</summary>
-    public void Release()
+    /// <summary>
+    /// Releases every thread. The leader goes first and carries <paramref name="signal"/> (its
+    /// detach delivers it), so that a stop is already pending when the other threads resume.
+    /// </summary>
+    public void Release(int signal = 0)
     {
+        Leader.Release(signal);
         foreach (var t in Threads.Skip(1)) t.Release();
-        Leader.Release();
     }
 
     public void DetachQuietly()

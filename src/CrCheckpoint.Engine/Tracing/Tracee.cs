@@ -263,22 +263,24 @@ public sealed unsafe partial class Tracee : IDisposable
 
     /// <summary>
     /// Puts back the registers and signal mask the thread was frozen with, then detaches.
-    /// Signals that arrived while remote calls ran are re-sent so that none is lost.
+    /// <paramref name="signal"/> is handed over by PTRACE_DETACH itself, so a SIGSTOP stops the
+    /// process before it runs a single instruction. Signals that arrived while remote calls ran are
+    /// re-sent so that none is lost.
     /// </summary>
-    public void Release()
+    public void Release(int signal = 0)
     {
         if (!_attached) return;
         CleanUpRemoteState();
         SetRegisters(_original);
         SetSignalMask(_originalSigMask);
-        if (ptrace(PTRACE_DETACH, Tid, 0, 0) == -1)
+        if (ptrace(PTRACE_DETACH, Tid, 0, signal) == -1)
         {
             var errno = ErrnoCheck.LastErrno;
             _attached = false;
             if (errno != (int)Errno.ESRCH) throw new NativeException($"ptrace(PTRACE_DETACH, {Tid})", errno);
         }
         _attached = false;
-        foreach (var sig in _deferredSignals) Interop.kill(Pid, sig);
+        foreach (var sig in _deferredSignals.Where(s => s != signal)) Interop.kill(Pid, sig);
         _deferredSignals.Clear();
     }
 

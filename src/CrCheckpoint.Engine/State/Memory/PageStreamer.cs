@@ -5,26 +5,24 @@ using CrCheckpoint.Engine.Tracing;
 namespace CrCheckpoint.Engine.State.Memory;
 
 /// <summary>
-/// Copies the planned pages of a frozen process into MemoryPages records, streaming: a fixed
-/// buffer is filled with one process_vm_readv over many runs, checksummed and written, so the
-/// engine never holds more than that buffer whatever the size of the image.
+/// Copies the planned pages of a frozen process into MemoryPages records, streaming through two
+/// fixed buffers: while one is checksummed and written, the next is filled by process_vm_readv on
+/// another core. The engine never holds more than the two buffers, whatever the size of the image.
 /// </summary>
 public sealed unsafe class PageStreamer : IDisposable
 {
     private const int BufferBytes = 8 << 20;
     private const int MaxIovecs = 1024;
-    private readonly byte* _buffer;
-    private readonly IoVec* _local;
-    private readonly IoVec* _remote;
+    private readonly Buffer[] _buffers = [new(), new()];
 
     public PageStreamer()
     {
-        _buffer = (byte*)NativeMemory.AlignedAlloc(BufferBytes, 4096);
-        // Fault the buffer in and run the checksum once now, before any process is frozen.
-        NativeMemory.Clear(_buffer, BufferBytes);
-        System.IO.Hashing.XxHash3.HashToUInt64(new ReadOnlySpan<byte>(_buffer, BufferBytes));
-        _local = (IoVec*)NativeMemory.Alloc((nuint)(MaxIovecs * sizeof(IoVec)));
-        _remote = (IoVec*)NativeMemory.Alloc((nuint)(MaxIovecs * sizeof(IoVec)));
+        // Fault the buffers in and run the checksum once now, before any process is frozen.
+        foreach (var b in _buffers)
+        {
+            NativeMemory.Clear(b.Data, BufferBytes);
+            System.IO.Hashing.XxHash3.HashToUInt64(new ReadOnlySpan<byte>(b.Data, BufferBytes));
+        }
     }
 
     public long BytesCopied { get; private set; }
@@ -39,11 +37,37 @@ public sealed unsafe class PageStreamer : IDisposable
         };
         var total = plan.Runs.Sum(r => r.Count) * 4096L;
         var record = writer.BeginDataRecord(RecordKind.MemoryPages, meta, total);
+        var chunks = Chunks(plan).ToList();
         var readable = plan.Area.Read;
 
-        // Walk the runs, cutting them into buffer-sized pieces.
+        Task? filling = null;
+        try
+        {
+            for (var i = 0; i < chunks.Count; i++)
+            {
+                var current = _buffers[i % 2];
+                if (filling is null) Fill(pid, readable, current, chunks[i]);
+                else filling.GetAwaiter().GetResult();
+                filling = i + 1 < chunks.Count ? StartFill(pid, readable, _buffers[(i + 1) % 2], chunks[i + 1]) : null;
+                record.Write(new ReadOnlySpan<byte>(current.Data, chunks[i].Bytes));
+                BytesCopied += chunks[i].Bytes;
+            }
+        }
+        finally
+        {
+            // Never leave a copy running into a buffer that may be freed next.
+            try { filling?.Wait(); } catch (AggregateException) { }
+        }
+        return record.Complete();
+    }
+
+    /// <summary>A piece of an area's saved pages that fills at most one buffer: remote ranges, in order.</summary>
+    private sealed record Chunk(List<(ulong Address, int Length)> Ranges, int Bytes);
+
+    private static IEnumerable<Chunk> Chunks(AreaPlan plan)
+    {
+        var ranges = new List<(ulong, int)>();
         var filled = 0;
-        var iovecs = 0;
         foreach (var run in plan.Runs)
         {
             var address = plan.Area.Start + (ulong)run.FirstPage * 4096;
@@ -51,42 +75,58 @@ public sealed unsafe class PageStreamer : IDisposable
             while (remaining > 0)
             {
                 var take = (int)Math.Min(remaining, BufferBytes - filled);
-                _remote[iovecs] = new IoVec { Base = (nint)address, Length = (nuint)take };
-                _local[iovecs] = new IoVec { Base = (nint)(_buffer + filled), Length = (nuint)take };
-                iovecs++;
+                ranges.Add((address, take));
                 filled += take;
                 address += (ulong)take;
                 remaining -= take;
-                if (filled == BufferBytes || iovecs == MaxIovecs)
+                if (filled == BufferBytes || ranges.Count == MaxIovecs)
                 {
-                    Flush(pid, record, readable, iovecs, filled);
+                    yield return new Chunk(ranges, filled);
+                    ranges = [];
                     filled = 0;
-                    iovecs = 0;
                 }
             }
         }
-        if (filled > 0) Flush(pid, record, readable, iovecs, filled);
-        return record.Complete();
+        if (filled > 0) yield return new Chunk(ranges, filled);
     }
 
-    private void Flush(int pid, DataRecordWriter record, bool readable, int iovecs, int filled)
+    private static Task StartFill(int pid, bool readable, Buffer buffer, Chunk chunk) =>
+        Task.Factory.StartNew(() => Fill(pid, readable, buffer, chunk), CancellationToken.None,
+            TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
+
+    private static void Fill(int pid, bool readable, Buffer buffer, Chunk chunk)
     {
-        long got = readable ? ProcessMemory.ReadV(pid, _local, iovecs, _remote, iovecs) : -1;
-        if (got != filled)
+        var at = 0;
+        for (var i = 0; i < chunk.Ranges.Count; i++)
         {
-            // Pages the target cannot read itself (PROT_NONE, guard areas written earlier): /proc/PID/mem.
-            for (var i = 0; i < iovecs; i++)
-                ProcessMemory.ReadThroughProcMem(pid, (ulong)_remote[i].Base,
-                    new Span<byte>((void*)_local[i].Base, (int)_local[i].Length));
+            buffer.Remote[i] = new IoVec { Base = (nint)chunk.Ranges[i].Address, Length = (nuint)chunk.Ranges[i].Length };
+            buffer.Local[i] = new IoVec { Base = (nint)(buffer.Data + at), Length = (nuint)chunk.Ranges[i].Length };
+            at += chunk.Ranges[i].Length;
         }
-        record.Write(new ReadOnlySpan<byte>(_buffer, filled));
-        BytesCopied += filled;
+        long got = readable ? ProcessMemory.ReadV(pid, buffer.Local, chunk.Ranges.Count, buffer.Remote, chunk.Ranges.Count) : -1;
+        if (got == chunk.Bytes) return;
+        // Pages the target cannot read itself (PROT_NONE, guard areas written earlier): /proc/PID/mem.
+        for (var i = 0; i < chunk.Ranges.Count; i++)
+            ProcessMemory.ReadThroughProcMem(pid, chunk.Ranges[i].Address,
+                new Span<byte>((void*)buffer.Local[i].Base, chunk.Ranges[i].Length));
     }
 
     public void Dispose()
     {
-        NativeMemory.AlignedFree(_buffer);
-        NativeMemory.Free(_local);
-        NativeMemory.Free(_remote);
+        foreach (var b in _buffers) b.Dispose();
+    }
+
+    private sealed class Buffer : IDisposable
+    {
+        public readonly byte* Data = (byte*)NativeMemory.AlignedAlloc(BufferBytes, 4096);
+        public readonly IoVec* Local = (IoVec*)NativeMemory.Alloc((nuint)(MaxIovecs * sizeof(IoVec)));
+        public readonly IoVec* Remote = (IoVec*)NativeMemory.Alloc((nuint)(MaxIovecs * sizeof(IoVec)));
+
+        public void Dispose()
+        {
+            NativeMemory.AlignedFree(Data);
+            NativeMemory.Free(Local);
+            NativeMemory.Free(Remote);
+        }
     }
 }
