@@ -264,7 +264,7 @@ Describe 'What happens to the program after the restart' {
         (Request-Report $c.Program -Id $id).full | Should -Be '0'
     }
 
-    It '-Kill ends it with SIGKILL, which -Wait reports as ExitSignal (engine bug: the restart fails, ptrace(PTRACE_SETREGS) ESRCH)' {
+    It '-Kill ends it with SIGKILL, which -Wait reports as ExitSignal' {
         # Restarter.Rebuild sends the after-restart signal before Tracee.Release(); SIGKILL ends a traced
         # process at once, so Release's PTRACE_SETREGS finds no process and the whole restart is reported failed.
         $c = Start-Checkpointed 'endKill'

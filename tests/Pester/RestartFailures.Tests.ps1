@@ -112,8 +112,8 @@ Describe 'A damaged context file' {
     It 'with a bit flipped in <Label>, names the context file as the error''s TargetObject<Bug>' -ForEach @(
         @{ Label = 'the header'; Offset = { 8 }; Bug = '' }
         @{ Label = 'the first record''s metadata'; Offset = { 64 + 56 + 4 }; Bug = '' }
-        @{ Label = 'the saved pages'; Offset = { $pages.DataOffset + 4096 + 100 }; Bug = ' (engine bug: DataVerifier.Complete throws without a target)' }
-        @{ Label = 'the saved contents of the unlinked file'; Offset = { $unlinked.DataOffset + 5000 }; Bug = ' (engine bug: DataVerifier.Complete throws without a target)' }
+        @{ Label = 'the saved pages'; Offset = { $pages.DataOffset + 4096 + 100 }; Bug = '' }
+        @{ Label = 'the saved contents of the unlinked file'; Offset = { $unlinked.DataOffset + 5000 }; Bug = '' }
     ) {
         $copy = Copy-ContextFile $good (Join-Path $TestDrive 'target.ctx')
         Invoke-FlipBit $copy (& $Offset) -Bit 5

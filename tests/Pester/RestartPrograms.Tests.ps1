@@ -254,7 +254,7 @@ Describe 'spinner: stopped at the very instruction it was checkpointed at, it sp
         Stop-TestProgram $program
     }
 
-    It 'restarted with -Stop, ten times out of ten, holds the very counter value it was saved with (engine bug, intermittent: the SIGSTOP comes after PTRACE_DETACH)' {
+    It 'restarted with -Stop, ten times out of ten, holds the very counter value it was saved with' {
         # Tracee.Release() swallows the after-restart SIGSTOP during its last remote calls and re-sends it only
         # after PTRACE_DETACH (RemoteSyscalls _deferredSignals): in between, the program runs.
         $seen = foreach ($i in 1..10) {

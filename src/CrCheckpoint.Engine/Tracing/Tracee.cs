@@ -254,13 +254,6 @@ public sealed unsafe partial class Tracee : IDisposable
         return result;
     }
 
-    /// <summary>Sends a signal to the whole process while it is still held, so it acts on release.</summary>
-    public void SendSignal(int signal)
-    {
-        if (Interop.kill(Pid, signal) == -1)
-            throw new NativeException($"kill({Pid}, {Signals.Name(signal)})", ErrnoCheck.LastErrno);
-    }
-
     /// <summary>
     /// Puts back the registers and signal mask the thread was frozen with, then detaches.
     /// <paramref name="signal"/> is handed over by PTRACE_DETACH itself, so a SIGSTOP stops the
