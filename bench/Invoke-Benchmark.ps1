@@ -26,6 +26,12 @@
     and synced, so both find it in the page cache: nothing is dropped from the cache (that would be
     global to the machine and would measure the disk, not the engine).
 
+    Threads (unless -NoThreadComparison): two targets with the same memory (64 MiB by default), one with
+    64 threads and one with a single thread, run side by side. Rounds alternate between them (which
+    one goes first flips every round), first Invoke-CrCheckpoint of each (fsync on), then, after a
+    checkpoint of each with -Kill, Invoke-CrRestart of each image (memory verified, then killed). The
+    medians of the 64-thread target must be within 1.2x of those of the single-threaded one.
+
     Results go to the console and to bench/results/latest.md and latest.json. Targets are reported
     as PASS or MISS; a MISS does not fail the script. Every process started here is killed, and
     every file written here removed, on the way out, failure or not.
@@ -34,12 +40,21 @@
 .PARAMETER Rounds
     Measured rounds per size (after the warm-up). 0: 7.
 .PARAMETER Threads
-    Threads in each target program (main thread included). The engine takes only single-threaded
-    processes for now; this is here for the 64-threads-against-1 comparison.
+    Threads in each target program of the size sections (main thread included).
+.PARAMETER ThreadCompareThreads
+    Threads of the many-threaded target of the thread comparison (against a single-threaded one).
+.PARAMETER ThreadCompareMiB
+    Memory of each target of the thread comparison.
+.PARAMETER NoThreadComparison
+    Leave out the comparison of many threads against one.
+.PARAMETER ThreadComparisonOnly
+    Run only the comparison of many threads against one (no warm-up, sizes or sparse case).
 .EXAMPLE
     dotnet pwsh ./build.ps1 Bench
 .EXAMPLE
     dotnet pwsh -File ./bench/Invoke-Benchmark.ps1 -SizeMiB 64 -Rounds 3 -NoRestart
+.EXAMPLE
+    dotnet pwsh -File ./bench/Invoke-Benchmark.ps1 -ThreadComparisonOnly -Rounds 9
 #>
 [CmdletBinding()]
 param(
@@ -55,8 +70,15 @@ param(
     [int] $SparseMappedMiB = 4096,
     [int] $SparseTouchedMiB = 10,
 
+    [ValidateRange(2, 4096)]
+    [int] $ThreadCompareThreads = 64,
+    [ValidateRange(1, 65536)]
+    [int] $ThreadCompareMiB = 64,
+
     [switch] $NoSparse,
     [switch] $NoRestart,
+    [switch] $NoThreadComparison,
+    [switch] $ThreadComparisonOnly,
 
     # Where the context files and raw copies are written (one file system for both).
     [string] $WorkDirectory = (Join-Path $PSScriptRoot 'build/work'),
@@ -165,7 +187,7 @@ function Remove-WorkFile([string] $Path) {
 # directory may be one the user chose.
 function Remove-BenchFiles {
     Get-ChildItem -LiteralPath $WorkDirectory -Force -File -ErrorAction Ignore |
-        Where-Object Name -match '^\.?(engine|warmup|sparse|restart-\d+)\.ctx(\..*\.tmp)?$|^raw\.bin$|^check-\d+\.txt(\.tmp)?$' |
+        Where-Object Name -match '^\.?(engine|warmup|sparse|restart-\d+|threads-\d+|threads-restart-\d+)\.ctx(\..*\.tmp)?$|^raw\.bin$|^check-(threads-)?\d+\.txt(\.tmp)?$' |
         Remove-Item -Force -ErrorAction Ignore
 }
 
@@ -180,14 +202,14 @@ function Build-Programs {
     Invoke-Checked gcc @('-O2', '-Wall', '-o', $RawCopy, (Join-Path $PSScriptRoot 'rawcopy.c')) | Out-Null
 }
 
-function Start-MemTarget([int] $TouchedMiB, [int] $MappedMiB = $TouchedMiB, [string] $CheckFile) {
-    $arguments = @('-D', '-m', "$TouchedMiB", '-M', "$MappedMiB", '-t', "$Threads", '-s', "$TouchedMiB")
+function Start-MemTarget([int] $TouchedMiB, [int] $MappedMiB = $TouchedMiB, [string] $CheckFile, [int] $ThreadCount = $Threads) {
+    $arguments = @('-D', '-m', "$TouchedMiB", '-M', "$MappedMiB", '-t', "$ThreadCount", '-s', "$TouchedMiB")
     if ($CheckFile) { $arguments += @('-c', $CheckFile) }
     $line = "$(Invoke-Checked $MemTarget $arguments)".Trim()
     if ($line -notmatch '^READY (\d+) (0x[0-9a-f]+) (\d+) ([0-9a-f]+)$') { throw "memtarget said: $line" }
     $target = [pscustomobject]@{
         Pid = [int]$Matches[1]; Address = $Matches[2]; Bytes = [long]$Matches[3]; Hash = $Matches[4]
-        TouchedMiB = $TouchedMiB; MappedMiB = $MappedMiB; CheckFile = $CheckFile
+        TouchedMiB = $TouchedMiB; MappedMiB = $MappedMiB; CheckFile = $CheckFile; Threads = $ThreadCount
     }
     [void]$script:Started.Add($target.Pid)
     $target
@@ -466,6 +488,95 @@ function Invoke-RestartBenchmark([int] $Size) {
     }
 }
 
+# Many threads against one, same memory, same run: checkpoint rounds, then restart rounds, alternating.
+function Invoke-ThreadComparison {
+    $counts = @(1, $ThreadCompareThreads)
+    $targets = @{}
+    $files = @{}
+    $rounds = Get-RoundCount $ThreadCompareMiB
+    $checkpoints = @{}; $restarts = @{}; $coldCheckpoint = @{}; $coldRestart = @{}
+    foreach ($n in $counts) {
+        $checkpoints[$n] = [Collections.Generic.List[object]]::new()
+        $restarts[$n] = [Collections.Generic.List[object]]::new()
+    }
+    try {
+        foreach ($n in $counts) {
+            $targets[$n] = Start-MemTarget -TouchedMiB $ThreadCompareMiB -CheckFile (Join-Path $WorkDirectory "check-threads-$n.txt") -ThreadCount $n
+            $tasks = @(Get-ChildItem "/proc/$($targets[$n].Pid)/task").Count
+            if ($tasks -ne $n) { throw "the $n-thread target $($targets[$n].Pid) has $tasks threads" }
+            $files[$n] = Join-Path $WorkDirectory "threads-$n.ctx"
+        }
+        Write-Host ("  targets: {0} ({1} thread), {2} ({3} threads), {4} MiB each" -f $targets[1].Pid, 1, $targets[$ThreadCompareThreads].Pid, $ThreadCompareThreads, $ThreadCompareMiB)
+        # Warm-up round of each, reported apart.
+        foreach ($n in $counts) { $coldCheckpoint[$n] = Measure-EngineCheckpoint $targets[$n] $files[$n]; Remove-WorkFile $files[$n] }
+        for ($r = 1; $r -le $rounds; $r++) {
+            $order = if ($r % 2) { $counts } else { @($counts[1], $counts[0]) }
+            foreach ($n in $order) {
+                $checkpoints[$n].Add((Measure-EngineCheckpoint $targets[$n] $files[$n]))
+                Remove-WorkFile $files[$n]
+            }
+            Write-Host ("    checkpoint round {0}/{1}: 1 thread {2} s, {3} threads {4} s" -f $r, $rounds,
+                (Format-Number $checkpoints[1][-1].Seconds), $ThreadCompareThreads, (Format-Number $checkpoints[$ThreadCompareThreads][-1].Seconds))
+        }
+        if (-not $NoRestart -and (Get-Command Invoke-CrRestart -ErrorAction Ignore)) {
+            foreach ($n in $counts) {
+                $files[$n] = Join-Path $WorkDirectory "threads-restart-$n.ctx"
+                $null = Measure-EngineCheckpoint $targets[$n] $files[$n] -Kill
+                Stop-BenchProcess $targets[$n].Pid   # killed by -Kill; reap it so that its ids are free again
+            }
+            foreach ($n in $counts) { $coldRestart[$n] = Measure-EngineRestart $targets[$n] $files[$n] }
+            for ($r = 1; $r -le $rounds; $r++) {
+                $order = if ($r % 2) { $counts } else { @($counts[1], $counts[0]) }
+                foreach ($n in $order) { $restarts[$n].Add((Measure-EngineRestart $targets[$n] $files[$n])) }
+                Write-Host ("    restart round {0}/{1}: 1 thread {2} s ({3}), {4} threads {5} s ({6})" -f $r, $rounds,
+                    (Format-Number $restarts[1][-1].Seconds), $restarts[1][-1].Verified, $ThreadCompareThreads,
+                    (Format-Number $restarts[$ThreadCompareThreads][-1].Seconds), $restarts[$ThreadCompareThreads][-1].Verified)
+            }
+        }
+    }
+    finally {
+        foreach ($n in $counts) {
+            if ($targets[$n] -and $script:Started.Contains($targets[$n].Pid)) { Stop-BenchProcess $targets[$n].Pid }
+            if ($files[$n]) { Remove-WorkFile $files[$n] }
+            Remove-WorkFile (Join-Path $WorkDirectory "threads-$n.ctx")
+            Remove-WorkFile (Join-Path $WorkDirectory "check-threads-$n.txt")
+            Remove-WorkFile (Join-Path $WorkDirectory "check-threads-$n.txt.tmp")
+        }
+    }
+    $rows = foreach ($n in $counts) {
+        $all = @($coldRestart[$n]) + @($restarts[$n]) | Where-Object { $null -ne $_ }
+        [pscustomobject]@{
+            Threads               = $n
+            Rounds                = $rounds
+            CheckpointSeconds     = Get-Median ($checkpoints[$n] | ForEach-Object Seconds)
+            CheckpointBestSeconds = Get-Min ($checkpoints[$n] | ForEach-Object Seconds)
+            CheckpointColdSeconds = $coldCheckpoint[$n].Seconds
+            SetupSeconds          = Get-Median ($checkpoints[$n] | ForEach-Object SetupSeconds)
+            FrozenSeconds         = Get-Median ($checkpoints[$n] | ForEach-Object FrozenSeconds)
+            ImageMiB              = (Get-Median ($checkpoints[$n] | ForEach-Object Bytes)) / $MiB
+            RestartSeconds        = if ($restarts[$n].Count) { Get-Median ($restarts[$n] | ForEach-Object Seconds) } else { [double]::NaN }
+            RestartBestSeconds    = if ($restarts[$n].Count) { Get-Min ($restarts[$n] | ForEach-Object Seconds) } else { [double]::NaN }
+            RestartColdSeconds    = if ($coldRestart[$n]) { $coldRestart[$n].Seconds } else { [double]::NaN }
+            Verified              = $restarts[$n].Count -gt 0 -and @($all | Where-Object Verified -ne 'OK').Count -eq 0
+            Failures              = @($all | Where-Object Verified -ne 'OK' | ForEach-Object Verified)
+            CheckpointSamples     = @($checkpoints[$n] | ForEach-Object Seconds)
+            RestartSamples        = @($restarts[$n] | ForEach-Object Seconds)
+            CheckpointMessages    = @($checkpoints[$n] | Select-Object -Last 1 | ForEach-Object Messages)
+            RestartMessages       = @($restarts[$n] | Select-Object -Last 1 | ForEach-Object Messages)
+        }
+    }
+    $one = $rows | Where-Object Threads -eq 1
+    $many = $rows | Where-Object Threads -eq $ThreadCompareThreads
+    [pscustomobject]@{
+        MiB             = $ThreadCompareMiB
+        Threads         = $ThreadCompareThreads
+        Rows            = @($rows)
+        CheckpointRatio = $many.CheckpointSeconds / $one.CheckpointSeconds
+        RestartRatio    = $many.RestartSeconds / $one.RestartSeconds
+        Restarted       = $restarts[1].Count -gt 0
+    }
+}
+
 # ---------------------------------------------------------------- report
 
 function Format-MarkdownTable([string[]] $Header, [object[]] $Rows, [int] $TextColumns = 0) {
@@ -499,6 +610,7 @@ $sparse = $null
 $jit = $null
 $restarts = @()
 $restartNote = $null
+$threadComparison = $null
 $errors = [Collections.Generic.List[string]]::new()
 
 try {
@@ -514,17 +626,19 @@ try {
     $subreaper = [CrBench.Native]::prctl($PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) -eq 0
     if (-not (Reset-PeakRss)) { Write-Warning 'cannot reset the peak RSS (/proc/self/clear_refs): peak memory growth is not measured' }
 
-    Write-Host 'Warm-up: eight checkpoints of 64 MiB (-NoSync)'
-    try { $jit = Invoke-JitWarmup }
-    catch { $errors.Add("warm-up: $_"); Write-Warning "warm-up failed: $_" }
+    if (-not $ThreadComparisonOnly) {
+        Write-Host 'Warm-up: eight checkpoints of 64 MiB (-NoSync)'
+        try { $jit = Invoke-JitWarmup }
+        catch { $errors.Add("warm-up: $_"); Write-Warning "warm-up failed: $_" }
 
-    Write-Host "Checkpoint: engine (Invoke-CrCheckpoint, fsync) against raw process_vm_readv + write + fsync, $Threads thread(s) per target"
-    $checkpoints = foreach ($size in $SizeMiB) {
-        try { Invoke-CheckpointBenchmark $size }
-        catch { $errors.Add("checkpoint $size MiB: $_"); Write-Warning "checkpoint $size MiB failed: $_" }
+        Write-Host "Checkpoint: engine (Invoke-CrCheckpoint, fsync) against raw process_vm_readv + write + fsync, $Threads thread(s) per target"
+        $checkpoints = foreach ($size in $SizeMiB) {
+            try { Invoke-CheckpointBenchmark $size }
+            catch { $errors.Add("checkpoint $size MiB: $_"); Write-Warning "checkpoint $size MiB failed: $_" }
+        }
     }
 
-    if (-not $NoSparse) {
+    if (-not $NoSparse -and -not $ThreadComparisonOnly) {
         Write-Host "Sparse: $SparseMappedMiB MiB mapped, $SparseTouchedMiB MiB touched"
         try { $sparse = Invoke-SparseBenchmark }
         catch { $errors.Add("sparse: $_"); Write-Warning "sparse case failed: $_" }
@@ -532,6 +646,9 @@ try {
 
     if ($NoRestart) {
         $restartNote = 'restart section skipped (-NoRestart)'
+    }
+    elseif ($ThreadComparisonOnly) {
+        $restartNote = 'restart section skipped (-ThreadComparisonOnly)'
     }
     elseif (-not (Get-Command Invoke-CrRestart -ErrorAction Ignore)) {
         $restartNote = 'restart section skipped: this build of the module has no Invoke-CrRestart yet'
@@ -542,6 +659,12 @@ try {
             try { Invoke-RestartBenchmark $size }
             catch { $errors.Add("restart $size MiB: $_"); Write-Warning "restart $size MiB failed: $_" }
         }
+    }
+
+    if (-not $NoThreadComparison) {
+        Write-Host "Threads: $ThreadCompareThreads threads against 1, $ThreadCompareMiB MiB each, checkpoint and restart rounds alternating"
+        try { $threadComparison = Invoke-ThreadComparison }
+        catch { $errors.Add("threads: $_"); Write-Warning "thread comparison failed: $_" }
     }
 }
 finally {
@@ -564,60 +687,85 @@ $md.Add(('{0:u}, commit {1}, kernel {2}, {3} x {4}, {5} GiB; {6} thread(s) per t
     ([IO.File]::ReadAllText('/proc/sys/kernel/osrelease').Trim()), [Environment]::ProcessorCount, $cpu,
     $memTotalGiB, $Threads))
 $md.Add('')
-$md.Add('## Checkpoint')
-$md.Add('')
-if ($jit) {
-    $md.Add(('JIT: the first checkpoint of {0} MiB in this pwsh took {1} s (copy phase {2} ms); after seven more, {3} s (copy phase {4} ms). Copy phases in order (ms): {5}.' -f
-            $jit.SizeMiB, (Format-Number $jit.FirstSeconds), (Format-Number ($jit.FirstCopy * 1000) 'F1'), (Format-Number $jit.WarmSeconds),
-            (Format-Number ($jit.WarmCopy * 1000) 'F1'), (@($jit.CopySamples | ForEach-Object { Format-Number ($_ * 1000) 'F0' }) -join ', ')))
+if (-not $ThreadComparisonOnly) {
+    $md.Add('## Checkpoint')
     $md.Add('')
-}
-$md.Add('Medians of the measured rounds (engine and raw copy alternating); "warm-up s" is the round before them. MiB/s counts the dirty MiB. Peak growth is the worst round.')
-$md.Add('')
-$rows = [Collections.Generic.List[object]]::new()
-foreach ($c in $checkpoints) {
-    $rows.Add(@("$($c.SizeMiB)", "$($c.Rounds)", (Format-Number $c.CheckpointSeconds), (Format-Number $c.MiBPerSecond 'F0'),
-        (Format-Number $c.RawSeconds), (Format-Number $c.RawMiBPerSecond 'F0'), (Format-Number $c.Ratio 'F2'),
-        (Format-Number $c.ColdSeconds), (Format-Number $c.ImageMiB 'F2'), (Format-Number $c.DirtyMiB 'F2'),
-        (Format-Number $c.OverheadPercent 'F2'), (Format-Number $c.FrozenSeconds), (Format-Number $c.PeakGrowthMiB 'F1')))
-}
-foreach ($l in (Format-MarkdownTable @('MiB', 'rounds', 'checkpoint s', 'MiB/s', 'raw s', 'raw MiB/s', 'engine/raw',
-            'warm-up s', 'image MiB', 'dirty MiB', 'overhead %', 'frozen s', 'peak growth MiB') $rows)) { $md.Add($l) }
-$md.Add('')
-$md.Add('Best rounds (the least disturbed by the machine) and phases, medians in ms: the engine from its timestamped messages (setup: until the pages are planned, copy: process_vm_readv + checksum + write, sync: fsync and rename), rawcopy from its own clock (copy: process_vm_readv + write, sync: fsync).')
-$md.Add('')
-$rows = [Collections.Generic.List[object]]::new()
-foreach ($c in $checkpoints) {
-    $rows.Add(@("$($c.SizeMiB)", (Format-Number $c.BestSeconds), (Format-Number $c.RawBestSeconds), (Format-Number ($c.BestSeconds / $c.RawBestSeconds) 'F2'),
-            (Format-Number ($c.EngineSetupSeconds * 1000) 'F1'), (Format-Number ($c.EngineCopySeconds * 1000) 'F1'),
-            (Format-Number ($c.EngineSyncSeconds * 1000) 'F1'), (Format-Number ($c.RawCopySeconds * 1000) 'F1'), (Format-Number ($c.RawSyncSeconds * 1000) 'F1')))
-}
-foreach ($l in (Format-MarkdownTable @('MiB', 'best s', 'raw best s', 'best engine/raw', 'engine setup', 'engine copy', 'engine sync', 'raw copy', 'raw sync') $rows)) { $md.Add($l) }
-$md.Add('')
-if ($sparse) {
-    $md.Add(('Sparse: {0} MiB mapped, {1} MiB touched ({2} MiB anonymous in the process): image {3} MiB, checkpoint {4} s, frozen {5} s.' -f
-            $sparse.MappedMiB, $sparse.TouchedMiB, (Format-Number $sparse.DirtyMiB 'F2'), (Format-Number $sparse.ImageMiB 'F2'),
-            (Format-Number $sparse.CheckpointSeconds), (Format-Number $sparse.FrozenSeconds)))
+    if ($jit) {
+        $md.Add(('JIT: the first checkpoint of {0} MiB in this pwsh took {1} s (copy phase {2} ms); after seven more, {3} s (copy phase {4} ms). Copy phases in order (ms): {5}.' -f
+                $jit.SizeMiB, (Format-Number $jit.FirstSeconds), (Format-Number ($jit.FirstCopy * 1000) 'F1'), (Format-Number $jit.WarmSeconds),
+                (Format-Number ($jit.WarmCopy * 1000) 'F1'), (@($jit.CopySamples | ForEach-Object { Format-Number ($_ * 1000) 'F0' }) -join ', ')))
+        $md.Add('')
+    }
+    $md.Add('Medians of the measured rounds (engine and raw copy alternating); "warm-up s" is the round before them. MiB/s counts the dirty MiB. Peak growth is the worst round.')
+    $md.Add('')
+    $rows = [Collections.Generic.List[object]]::new()
+    foreach ($c in $checkpoints) {
+        $rows.Add(@("$($c.SizeMiB)", "$($c.Rounds)", (Format-Number $c.CheckpointSeconds), (Format-Number $c.MiBPerSecond 'F0'),
+            (Format-Number $c.RawSeconds), (Format-Number $c.RawMiBPerSecond 'F0'), (Format-Number $c.Ratio 'F2'),
+            (Format-Number $c.ColdSeconds), (Format-Number $c.ImageMiB 'F2'), (Format-Number $c.DirtyMiB 'F2'),
+            (Format-Number $c.OverheadPercent 'F2'), (Format-Number $c.FrozenSeconds), (Format-Number $c.PeakGrowthMiB 'F1')))
+    }
+    foreach ($l in (Format-MarkdownTable @('MiB', 'rounds', 'checkpoint s', 'MiB/s', 'raw s', 'raw MiB/s', 'engine/raw',
+                'warm-up s', 'image MiB', 'dirty MiB', 'overhead %', 'frozen s', 'peak growth MiB') $rows)) { $md.Add($l) }
+    $md.Add('')
+    $md.Add('Best rounds (the least disturbed by the machine) and phases, medians in ms: the engine from its timestamped messages (setup: until the pages are planned, copy: process_vm_readv + checksum + write, sync: fsync and rename), rawcopy from its own clock (copy: process_vm_readv + write, sync: fsync).')
+    $md.Add('')
+    $rows = [Collections.Generic.List[object]]::new()
+    foreach ($c in $checkpoints) {
+        $rows.Add(@("$($c.SizeMiB)", (Format-Number $c.BestSeconds), (Format-Number $c.RawBestSeconds), (Format-Number ($c.BestSeconds / $c.RawBestSeconds) 'F2'),
+                (Format-Number ($c.EngineSetupSeconds * 1000) 'F1'), (Format-Number ($c.EngineCopySeconds * 1000) 'F1'),
+                (Format-Number ($c.EngineSyncSeconds * 1000) 'F1'), (Format-Number ($c.RawCopySeconds * 1000) 'F1'), (Format-Number ($c.RawSyncSeconds * 1000) 'F1')))
+    }
+    foreach ($l in (Format-MarkdownTable @('MiB', 'best s', 'raw best s', 'best engine/raw', 'engine setup', 'engine copy', 'engine sync', 'raw copy', 'raw sync') $rows)) { $md.Add($l) }
+    $md.Add('')
+    if ($sparse) {
+        $md.Add(('Sparse: {0} MiB mapped, {1} MiB touched ({2} MiB anonymous in the process): image {3} MiB, checkpoint {4} s, frozen {5} s.' -f
+                $sparse.MappedMiB, $sparse.TouchedMiB, (Format-Number $sparse.DirtyMiB 'F2'), (Format-Number $sparse.ImageMiB 'F2'),
+                (Format-Number $sparse.CheckpointSeconds), (Format-Number $sparse.FrozenSeconds)))
+        $md.Add('')
+    }
+
+    $md.Add('## Restart')
+    $md.Add('')
+    if ($restartNote) {
+        $md.Add($restartNote + '.')
+    }
+    else {
+        $md.Add('Medians; restart s is the wall time of the Invoke-CrRestart call; raw reads the same (cached) image file into fresh anonymous memory; "warm-up s" is the round before them. Verified: every restored program had its memory intact (checksum through SIGUSR1).')
+        $md.Add('')
+        $rows = [Collections.Generic.List[object]]::new()
+        foreach ($r in $restarts) {
+            $rows.Add(@("$($r.SizeMiB)", "$($r.Rounds)", (Format-Number $r.RestartSeconds), (Format-Number $r.MiBPerSecond 'F0'),
+                (Format-Number $r.RawSeconds), (Format-Number $r.RawMiBPerSecond 'F0'), (Format-Number $r.Ratio 'F2'),
+                (Format-Number ($r.BestSeconds / $r.RawBestSeconds) 'F2'), (Format-Number $r.ColdSeconds), $(if ($r.Verified) { 'yes' } else { 'NO' }), (Format-Number $r.PeakGrowthMiB 'F1')))
+        }
+        foreach ($l in (Format-MarkdownTable @('MiB', 'rounds', 'restart s', 'MiB/s', 'raw s', 'raw MiB/s', 'engine/raw', 'best engine/raw', 'warm-up s', 'verified', 'peak growth MiB') $rows)) { $md.Add($l) }
+    }
     $md.Add('')
 }
 
-$md.Add('## Restart')
-$md.Add('')
-if ($restartNote) {
-    $md.Add($restartNote + '.')
-}
-else {
-    $md.Add('Medians; restart s is the wall time of the Invoke-CrRestart call; raw reads the same (cached) image file into fresh anonymous memory; "warm-up s" is the round before them. Verified: every restored program had its memory intact (checksum through SIGUSR1).')
+if ($threadComparison) {
+    $tc = $threadComparison
+    $md.Add('## Threads')
+    $md.Add('')
+    $md.Add(('{0} threads against 1, {1} MiB of dirty memory each (the extra threads idle in pause()), the two targets alive side by side; rounds alternate between them. Medians of {2} rounds; "warm-up s" is the round before them. Checkpoint with fsync; restart s is the wall time of Invoke-CrRestart, the memory then verified through SIGUSR1.' -f
+            $tc.Threads, $tc.MiB, $tc.Rows[0].Rounds))
     $md.Add('')
     $rows = [Collections.Generic.List[object]]::new()
-    foreach ($r in $restarts) {
-        $rows.Add(@("$($r.SizeMiB)", "$($r.Rounds)", (Format-Number $r.RestartSeconds), (Format-Number $r.MiBPerSecond 'F0'),
-            (Format-Number $r.RawSeconds), (Format-Number $r.RawMiBPerSecond 'F0'), (Format-Number $r.Ratio 'F2'),
-            (Format-Number ($r.BestSeconds / $r.RawBestSeconds) 'F2'), (Format-Number $r.ColdSeconds), $(if ($r.Verified) { 'yes' } else { 'NO' }), (Format-Number $r.PeakGrowthMiB 'F1')))
+    foreach ($r in $tc.Rows) {
+        $rows.Add(@("$($r.Threads)", "$($r.Rounds)", (Format-Number $r.CheckpointSeconds), (Format-Number $r.CheckpointBestSeconds),
+                (Format-Number $r.CheckpointColdSeconds), (Format-Number ($r.SetupSeconds * 1000) 'F1'), (Format-Number $r.FrozenSeconds),
+                (Format-Number $r.ImageMiB 'F2'), (Format-Number $r.RestartSeconds), (Format-Number $r.RestartBestSeconds),
+                (Format-Number $r.RestartColdSeconds), $(if (-not $tc.Restarted) { 'n/a' } elseif ($r.Verified) { 'yes' } else { 'NO' })))
     }
-    foreach ($l in (Format-MarkdownTable @('MiB', 'rounds', 'restart s', 'MiB/s', 'raw s', 'raw MiB/s', 'engine/raw', 'best engine/raw', 'warm-up s', 'verified', 'peak growth MiB') $rows)) { $md.Add($l) }
+    $rows.Add(@("$($tc.Threads)/1", '', (Format-Number $tc.CheckpointRatio 'F2'), (Format-Number ($tc.Rows[1].CheckpointBestSeconds / $tc.Rows[0].CheckpointBestSeconds) 'F2'),
+            '', '', (Format-Number ($tc.Rows[1].FrozenSeconds / $tc.Rows[0].FrozenSeconds) 'F2'), '', (Format-Number $tc.RestartRatio 'F2'),
+            (Format-Number ($tc.Rows[1].RestartBestSeconds / $tc.Rows[0].RestartBestSeconds) 'F2'), '', ''))
+    foreach ($l in (Format-MarkdownTable @('threads', 'rounds', 'checkpoint s', 'best s', 'warm-up s', 'setup ms', 'frozen s', 'image MiB', 'restart s', 'best s', 'warm-up s', 'verified') $rows 1)) { $md.Add($l) }
+    $md.Add('')
+    $md.Add('Reference on a machine of this kind (from the issue, not measured here): CRIU 4.2 checkpoints an 8-thread program in 56 ms and restores it in 39 ms.')
+    $md.Add('')
 }
-$md.Add('')
 
 $md.Add('## Targets')
 $md.Add('')
@@ -626,28 +774,42 @@ function Add-Target([string] $Name, $Met, [string] $Measured) {
     $verdict = if ($null -eq $Met) { 'n/a' } else { Get-Verdict $Met }
     $targets.Add([pscustomobject]@{ Target = $Name; Verdict = $verdict; Measured = $Measured })
 }
-$big = $checkpoints | Where-Object SizeMiB -eq 1024
-if ($big) { Add-Target 'checkpoint 1024 MiB within 1.2x the raw limit' ($big.Ratio -le 1.2) "median $(Format-Number $big.Ratio 'F2')x (best rounds $(Format-Number ($big.BestSeconds / $big.RawBestSeconds) 'F2')x)" }
-else { Add-Target 'checkpoint 1024 MiB within 1.2x the raw limit' $null 'not measured' }
-if ($checkpoints) {
-    $worst = $checkpoints | Sort-Object OverheadPercent -Descending | Select-Object -First 1
-    Add-Target 'image at most 2% larger than the dirty memory' ($worst.OverheadPercent -le 2) "worst $(Format-Number $worst.OverheadPercent 'F2')% ($($worst.SizeMiB) MiB)"
-    $worstPeak = $checkpoints | Sort-Object { [math]::Max($_.PeakGrowthMiB, $_.ColdPeakGrowthMiB) } -Descending | Select-Object -First 1
-    $peakValue = [math]::Max($worstPeak.PeakGrowthMiB, $worstPeak.ColdPeakGrowthMiB)
-    Add-Target 'peak memory growth under 128 MiB' ($peakValue -lt 128) "worst $(Format-Number $peakValue 'F1') MiB ($($worstPeak.SizeMiB) MiB, warm-up round included)"
+if (-not $ThreadComparisonOnly) {
+    $big = $checkpoints | Where-Object SizeMiB -eq 1024
+    if ($big) { Add-Target 'checkpoint 1024 MiB within 1.2x the raw limit' ($big.Ratio -le 1.2) "median $(Format-Number $big.Ratio 'F2')x (best rounds $(Format-Number ($big.BestSeconds / $big.RawBestSeconds) 'F2')x)" }
+    else { Add-Target 'checkpoint 1024 MiB within 1.2x the raw limit' $null 'not measured' }
+    if ($checkpoints) {
+        $worst = $checkpoints | Sort-Object OverheadPercent -Descending | Select-Object -First 1
+        Add-Target 'image at most 2% larger than the dirty memory' ($worst.OverheadPercent -le 2) "worst $(Format-Number $worst.OverheadPercent 'F2')% ($($worst.SizeMiB) MiB)"
+        $worstPeak = $checkpoints | Sort-Object { [math]::Max($_.PeakGrowthMiB, $_.ColdPeakGrowthMiB) } -Descending | Select-Object -First 1
+        $peakValue = [math]::Max($worstPeak.PeakGrowthMiB, $worstPeak.ColdPeakGrowthMiB)
+        Add-Target 'peak memory growth under 128 MiB' ($peakValue -lt 128) "worst $(Format-Number $peakValue 'F1') MiB ($($worstPeak.SizeMiB) MiB, warm-up round included)"
+    }
+    if ($sparse) {
+        Add-Target "$SparseMappedMiB MiB mapped, $SparseTouchedMiB MiB touched: image about $SparseTouchedMiB MiB (within 10%)" ($sparse.ImageMiB -le $SparseTouchedMiB * 1.1) "$(Format-Number $sparse.ImageMiB 'F2') MiB"
+    }
+    if ($restartNote) {
+        Add-Target 'restart 1024 MiB within 1.2x the raw limit' $null $restartNote
+        Add-Target 'restart of a 16 MiB program under 50 ms' $null $restartNote
+    }
+    else {
+        $bigR = $restarts | Where-Object SizeMiB -eq 1024
+        if ($bigR) { Add-Target 'restart 1024 MiB within 1.2x the raw limit' ($bigR.Ratio -le 1.2 -and $bigR.Verified) "median $(Format-Number $bigR.Ratio 'F2')x (best rounds $(Format-Number ($bigR.BestSeconds / $bigR.RawBestSeconds) 'F2')x)$(if (-not $bigR.Verified) { ', memory NOT verified' })" }
+        $smallR = $restarts | Where-Object SizeMiB -eq 16
+        if ($smallR) { Add-Target 'restart of a 16 MiB program under 50 ms' ($smallR.RestartSeconds -lt 0.05 -and $smallR.Verified) "$(Format-Number ($smallR.RestartSeconds * 1000) 'F1') ms (warm-up round $(Format-Number ($smallR.ColdSeconds * 1000) 'F1') ms)$(if (-not $smallR.Verified) { ', memory NOT verified' })" }
+    }
 }
-if ($sparse) {
-    Add-Target "$SparseMappedMiB MiB mapped, $SparseTouchedMiB MiB touched: image about $SparseTouchedMiB MiB (within 10%)" ($sparse.ImageMiB -le $SparseTouchedMiB * 1.1) "$(Format-Number $sparse.ImageMiB 'F2') MiB"
+if ($threadComparison) {
+    $tc = $threadComparison
+    Add-Target "checkpoint of $($tc.Threads) threads within 1.2x of 1 thread ($($tc.MiB) MiB)" ($tc.CheckpointRatio -le 1.2) "median $(Format-Number $tc.CheckpointRatio 'F2')x ($(Format-Number ($tc.Rows[1].CheckpointSeconds * 1000) 'F1') ms against $(Format-Number ($tc.Rows[0].CheckpointSeconds * 1000) 'F1') ms)"
+    if ($tc.Restarted) {
+        $verified = @($tc.Rows | Where-Object { -not $_.Verified }).Count -eq 0
+        Add-Target "restart of $($tc.Threads) threads within 1.2x of 1 thread ($($tc.MiB) MiB)" ($tc.RestartRatio -le 1.2 -and $verified) "median $(Format-Number $tc.RestartRatio 'F2')x ($(Format-Number ($tc.Rows[1].RestartSeconds * 1000) 'F1') ms against $(Format-Number ($tc.Rows[0].RestartSeconds * 1000) 'F1') ms)$(if (-not $verified) { ', memory NOT verified' })"
+    }
+    else { Add-Target "restart of $($tc.Threads) threads within 1.2x of 1 thread ($($tc.MiB) MiB)" $null 'restart not measured' }
 }
-if ($restartNote) {
-    Add-Target 'restart 1024 MiB within 1.2x the raw limit' $null $restartNote
-    Add-Target 'restart of a 16 MiB program under 50 ms' $null $restartNote
-}
-else {
-    $bigR = $restarts | Where-Object SizeMiB -eq 1024
-    if ($bigR) { Add-Target 'restart 1024 MiB within 1.2x the raw limit' ($bigR.Ratio -le 1.2 -and $bigR.Verified) "median $(Format-Number $bigR.Ratio 'F2')x (best rounds $(Format-Number ($bigR.BestSeconds / $bigR.RawBestSeconds) 'F2')x)$(if (-not $bigR.Verified) { ', memory NOT verified' })" }
-    $smallR = $restarts | Where-Object SizeMiB -eq 16
-    if ($smallR) { Add-Target 'restart of a 16 MiB program under 50 ms' ($smallR.RestartSeconds -lt 0.05 -and $smallR.Verified) "$(Format-Number ($smallR.RestartSeconds * 1000) 'F1') ms (warm-up round $(Format-Number ($smallR.ColdSeconds * 1000) 'F1') ms)$(if (-not $smallR.Verified) { ', memory NOT verified' })" }
+elseif (-not $NoThreadComparison) {
+    Add-Target "checkpoint and restart of $ThreadCompareThreads threads within 1.2x of 1 thread" $null 'not measured (see Errors)'
 }
 $rows = [Collections.Generic.List[object]]::new()
 foreach ($t in $targets) { $rows.Add(@($t.Target, $t.Verdict, $t.Measured)) }
@@ -673,6 +835,7 @@ $md -join "`n" | Set-Content -LiteralPath (Join-Path $ResultsDirectory 'latest.m
     Sparse      = $sparse
     Restarts    = @($restarts)
     RestartNote = $restartNote
+    ThreadComparison = $threadComparison
     Targets     = @($targets)
     Errors      = @($errors)
 } | ConvertTo-Json -Depth 6 | Set-Content -LiteralPath (Join-Path $ResultsDirectory 'latest.json') -Encoding utf8NoBOM
