@@ -1,0 +1,54 @@
+/*
+ * unsupported KIND: holds one descriptor the engine cannot checkpoint yet, at fd 3, then waits.
+ *   KIND: inet (TCP socket listening on 127.0.0.1, port 0), unixlisten (AF_UNIX stream socket listening at
+ *         ./sock in the working directory), socketpair (AF_UNIX stream socketpair: 3 and 4), eventfd, epoll
+ * Prints "HOLDS <kind> <fd>" then "READY <pid>". SIGUSR1 prints "USR1 <n>" (to show it still works).
+ */
+#include "common.h"
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+static volatile sig_atomic_t usr1;
+static void on_usr1(int sig) { (void)sig; usr1++; }
+
+int main(int argc, char **argv)
+{
+    const char *kind = argc > 1 ? argv[1] : "inet";
+    int fd;
+    if (strcmp(kind, "socketpair") == 0) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1) die("socketpair");
+        fd = sv[0];
+    } else if (strcmp(kind, "inet") == 0) {
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        if (fd == -1 || bind(fd, (struct sockaddr *)&a, sizeof a) == -1 || listen(fd, 1) == -1) die("socket");
+    } else if (strcmp(kind, "unixlisten") == 0) {
+        fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un a = { .sun_family = AF_UNIX, .sun_path = "sock" };
+        if (fd == -1 || bind(fd, (struct sockaddr *)&a, sizeof a) == -1 || listen(fd, 1) == -1) die("unix socket");
+    } else if (strcmp(kind, "eventfd") == 0) {
+        fd = eventfd(0, 0);
+        if (fd == -1) die("eventfd");
+    } else if (strcmp(kind, "epoll") == 0) {
+        fd = epoll_create1(0);
+        if (fd == -1) die("epoll_create1");
+    } else {
+        say("unknown kind %s\n", kind);
+        return 2;
+    }
+    say("HOLDS %s %d\n", kind, fd);
+    on_signal(SIGUSR1, on_usr1, SA_RESTART);
+    say("READY %d\n", (int)getpid());
+    sig_atomic_t seen = 0;
+    for (;;) {
+        pause();
+        if (usr1 != seen) {
+            seen = usr1;
+            say("USR1 %d\n", (int)seen);
+        }
+    }
+}
