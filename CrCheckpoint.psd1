@@ -14,9 +14,10 @@
         'Get-CrContext'
         'Get-CrCheckpointable'
         'Invoke-CrRestart'
+        'Start-CrProcess'
     )
     FunctionsToExport      = @()
-    AliasesToExport        = @()
+    AliasesToExport        = @('cr_run')
     VariablesToExport      = @()
     PrivateData            = @{
         PSData = @{

@@ -145,7 +145,7 @@ public static class ProcessSelection
         if (pid == Environment.ProcessId)
             throw new CheckpointException(CheckpointFailure.Unsupported,
                 $"process {pid} is the PowerShell process running this command; it cannot checkpoint itself. Run the checkpoint from another pwsh.", pid);
-        if (stat.ParentId == Environment.ProcessId && !Restart.RestartedProcess.IsRestartedHere(pid) && DotNetWaitsFor(pid))
+        if (stat.ParentId == Environment.ProcessId && !Restart.ChildWatcher.IsWatched(pid) && DotNetWaitsFor(pid))
             throw new CheckpointException(CheckpointFailure.Unsupported,
                 $"process {pid} ({stat.Comm}) is a child of this PowerShell process (started with Start-Process, & or a job). The .NET runtime waits for its own children and would take the kernel's notifications away from the checkpoint. Start the program detached (for example through setsid or nohup from bash), or checkpoint it from another PowerShell process.", pid);
         if (stat.IsKernelThread)

@@ -35,3 +35,14 @@ internal static partial class Interop
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
     public static unsafe partial int posix_spawn_file_actions_addopen(void* actions, int fd, string path, int flags, int mode);
 }
+
+internal static partial class Interop
+{
+    public const short POSIX_SPAWN_SETSID = 0x80;
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+    public static unsafe partial int posix_spawn_file_actions_addchdir_np(void* actions, string path);
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+    public static unsafe partial int posix_spawnp(int* pid, string file, void* fileActions, void* attr, nint* argv, nint* envp);
+}

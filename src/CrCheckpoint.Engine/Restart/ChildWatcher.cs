@@ -3,22 +3,22 @@ using CrCheckpoint.Engine.Native;
 namespace CrCheckpoint.Engine.Restart;
 
 /// <summary>
-/// A restarted process is a child of the engine's process (cr_restart is the parent of what it
-/// restarts). A thread watches it, so it never lingers as a zombie of the host, and -Wait can learn
-/// how it ended. The thread sleeps on a pidfd, which wakes only on exit: a blocking waitpid would
+/// A process the engine restarted or started (cr_restart and cr_run are the parents of what they
+/// start) is a child of the engine's process. A thread watches it, so it never lingers as a
+/// zombie of the host, and -Wait can learn how it ended. The thread sleeps on a pidfd, which wakes only on exit: a blocking waitpid would
 /// also swallow the ptrace stops of a later checkpoint of the same process.
 /// </summary>
-internal sealed unsafe class RestartedProcess
+internal sealed unsafe class ChildWatcher
 {
     private const int CLD_EXITED = 1;
     private readonly TaskCompletionSource<ProcessExit> _exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, RestartedProcess> Running = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, ChildWatcher> Running = new();
 
     /// <summary>True for a child of this process that the engine restarted (and watches) itself.</summary>
-    public static bool IsRestartedHere(int pid) => Running.ContainsKey(pid);
+    public static bool IsWatched(int pid) => Running.ContainsKey(pid);
 
-    public RestartedProcess(int pid)
+    public ChildWatcher(int pid)
     {
         Pid = pid;
         Running[pid] = this;

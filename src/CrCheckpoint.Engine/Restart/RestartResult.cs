@@ -10,7 +10,7 @@ public sealed class RestartResult
     public TimeSpan Duration { get; init; }
     public long MemoryBytes { get; init; }
     public IReadOnlyList<string> Messages { get; init; } = [];
-    internal IReadOnlyList<RestartedProcess> Processes { get; init; } = [];
+    internal IReadOnlyList<ChildWatcher> Processes { get; init; } = [];
 
     /// <summary>Set by <see cref="WaitForExit"/>: the exit code of the (first) restarted process.</summary>
     public int? ExitCode { get; private set; }

@@ -48,7 +48,7 @@ public static class Restarter
             var verifier = DataVerifier.Start(image);
             var (pids, bytes) = TracerThread.Run(() => Rebuild(request, image, order, relocate, verifier, log));
             var roots = order.Where(p => !order.Any(q => q.Pid == p.Process.ParentPid)).Select(p => pids[p.Pid]);
-            var restarted = roots.Select(pid => new RestartedProcess(pid)).ToList();
+            var restarted = roots.Select(pid => new ChildWatcher(pid)).ToList();
             log.Add($"{string.Join(", ", order.Select(p => $"{pids[p.Pid]} ({p.Name})"))} running again");
             return new RestartResult
             {
