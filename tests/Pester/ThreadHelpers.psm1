@@ -9,6 +9,7 @@
     here through /proc. Every process restarted through Restart-ThreadProgram is recorded and
     Stop-RestartedPrograms kills it and waits until it is gone: a restarted process left running would
     keep the test run's pipes open.
+    It uses the functions of TestHelpers.psm1, which the test files import first.
 #>
 
 Set-StrictMode -Version Latest
@@ -22,6 +23,7 @@ namespace CrThreadTest
     {
         [DllImport("libc", SetLastError = true)] public static extern int tgkill(int tgid, int tid, int sig);
         [DllImport("libc", SetLastError = true)] public static extern int kill(int pid, int sig);
+        [DllImport("libc", SetLastError = true)] public static extern int waitpid(int pid, out int status, int options);
     }
 
     /// <summary>Sends SIGKILL to a process if it is not disposed of within the time given; says whether it fired.</summary>
@@ -73,6 +75,8 @@ function Invoke-WatchedCheckpoint {
     .SYNOPSIS
         Invoke-CrCheckpoint (stop on error) that cannot hang the test run: if it has not returned after TimeoutSec,
         the process is killed (SIGKILL), which ends any wait of the engine for it, and this throws.
+        With -Kill it returns once the process is gone, and forgets it if it was a restarted one (so that its
+        id, free again, is never killed later).
     #>
     param(
         [Parameter(Mandatory, Position = 0)] [int] $Id,
@@ -94,6 +98,10 @@ function Invoke-WatchedCheckpoint {
         $threads = @(Get-ChildItem "/proc/$Id/task" -ErrorAction Ignore).Count
         throw "Invoke-CrCheckpoint -Id $Id did not return within $TimeoutSec s: the engine hung (the process, $threads thread(s) left, was killed to end the wait)"
     }
+    if ($Kill) {
+        $null = Wait-Until { -not (Test-Path "/proc/$Id") } -Because "process $Id to be gone after the checkpoint with -Kill"
+        while ($script:Restarted.Remove($Id)) { }
+    }
     $result
 }
 
@@ -102,24 +110,49 @@ function Restart-ThreadProgram {
     .SYNOPSIS
         Invoke-CrRestart of a context (stop on error) with stdout and stderr fallbacks in Directory, recording the
         restarted process so that Stop-RestartedPrograms kills it; returns the RestartResult.
+    .DESCRIPTION
+        When the restart fails, a process left behind with the original id as a child of this PowerShell (the
+        engine says nothing was left running) is recorded too, so that it is killed and reaped, and named in the
+        error.
     #>
     param(
         [Parameter(Mandatory, Position = 0)] [string] $Path,
         [Parameter(Mandatory)] [string] $Directory,
         [switch] $NoRestorePid
     )
-    $result = Invoke-CrRestart -Path $Path -NoRestorePid:$NoRestorePid -StandardOutput (Join-Path $Directory 'restart.out') `
-        -StandardError (Join-Path $Directory 'restart.err') -ErrorAction Stop
+    try {
+        $result = Invoke-CrRestart -Path $Path -NoRestorePid:$NoRestorePid -StandardOutput (Join-Path $Directory 'restart.out') `
+            -StandardError (Join-Path $Directory 'restart.err') -ErrorAction Stop
+    }
+    catch {
+        $left = @()
+        if (-not $NoRestorePid) {
+            foreach ($id in (Get-CrContext -Path $Path).ProcessIds) {
+                $stat = Get-ProcStat $id
+                if ($stat -and $stat.ParentId -eq $PID) { $script:Restarted.Add([int]$id); $left += "$id (state $($stat.State))" }
+            }
+        }
+        if ($left) { throw "$_ -- and yet left behind, a child of this PowerShell: $($left -join ', ')" }
+        throw
+    }
     foreach ($id in $result.ProcessIds) { $script:Restarted.Add([int]$id) }
     $result
 }
 
 function Stop-RestartedProgram {
-    <# Kills a restarted process (SIGKILL) and waits until /proc/PID is gone (it has been reaped). #>
+    <#
+    Kills a restarted process (SIGKILL) and waits until /proc/PID is gone. It is a child of this PowerShell, which
+    the engine reaps; a zombie it has not reaped is reaped here (.NET reaps only the children it started).
+    #>
     param([Parameter(Mandatory, Position = 0)] [int] $Id, [double] $TimeoutSec = 15)
     [void][CrThreadTest.Native]::kill($Id, 9)
     $clock = [System.Diagnostics.Stopwatch]::StartNew()
     while (Test-Path "/proc/$Id") {
+        $stat = Get-ProcStat $Id
+        if ($stat -and $stat.State -eq 'Z' -and $stat.ParentId -eq $PID -and $clock.Elapsed.TotalSeconds -ge 1) {
+            $status = 0
+            [void][CrThreadTest.Native]::waitpid($Id, [ref]$status, 1)
+        }
         if ($clock.Elapsed.TotalSeconds -ge $TimeoutSec) { throw "restarted process $Id is still there $TimeoutSec s after SIGKILL" }
         Start-Sleep -Milliseconds 10
     }
@@ -128,7 +161,10 @@ function Stop-RestartedProgram {
 
 function Stop-RestartedPrograms {
     <# Kills every process restarted through Restart-ThreadProgram that is still recorded (for AfterAll/AfterEach). #>
-    foreach ($id in @($script:Restarted)) { Stop-RestartedProgram $id }
+    foreach ($id in @($script:Restarted | Select-Object -Unique)) {
+        try { Stop-RestartedProgram $id } catch { Write-Warning "$_" }
+        while ($script:Restarted.Remove($id)) { }
+    }
 }
 
 function Wait-ProgramGone {

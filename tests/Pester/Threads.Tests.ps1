@@ -17,12 +17,13 @@ BeforeAll {
 
     # threads_counter's report as numbers.
     function Read-CounterReport($Program, [int] $Id) {
-        $r = Request-Report $Program -Id $Id -EndKey KILLS -Keys REPORT, COUNTS, TIDS, NAMES, KILLS
+        $r = Request-Report $Program -Id $Id -EndKey KILLS -Keys REPORT, COUNTS, TIDS, RSEQ, TIDADDR, ROBUST, NAMES, KILLS
         $f = ConvertFrom-Fields $r.REPORT
         [pscustomobject]@{
             Shared = [long]$f.shared; Sum = [long]$f.sum; Bad = [long]$f.bad; Min = [long]$f.min
             Counts = ConvertTo-Numbers $r.COUNTS; Tids = ConvertTo-Numbers $r.TIDS
             Names = @($r.NAMES.Split(' ')); Kills = ConvertFrom-Fields $r.KILLS
+            Rseq = @($r.RSEQ.Split(' ')); TidAddress = @($r.TIDADDR.Split(' ')); RobustList = @($r.ROBUST.Split(' '))
         }
     }
 
@@ -146,6 +147,14 @@ Describe 'Counting threads round trip: <Threads> thread(s) (threads_counter)' -F
         $later.Bad | Should -Be 0
     }
 
+    It 'keeps each thread''s kernel state, as the thread sees it: rseq registered, clear_child_tid and robust list as they were' {
+        $before.Rseq | Should -Be (@('1') * $Threads)
+        $after.Rseq | Should -Be (@('1') * $Threads) -Because 'registering glibc''s rseq area again answers EBUSY in every thread'
+        $after.TidAddress | Should -Be $before.TidAddress
+        $after.RobustList | Should -Be $before.RobustList
+        @($after.TidAddress | Where-Object { $_ -eq '0' }) | Should -BeNullOrEmpty
+    }
+
     It 'delivers pthread_kill to each thread and raise() to the main thread' {
         $before.Kills.ok | Should -Be "$Threads"
         $after.Kills.ok | Should -Be "$Threads"
@@ -199,8 +208,11 @@ Describe 'New thread ids with -NoRestorePid (threads_counter, 8 threads)' {
         @($after.Tids | Sort-Object) | Should -Be $tidsAfter
     }
 
-    It 'keeps the thread names' {
+    It 'keeps the thread names and each thread''s rseq registration, clear_child_tid and robust list' {
         $after.Names | Should -Be $before.Names
+        $after.Rseq | Should -Be (@('1') * 8)
+        $after.TidAddress | Should -Be $before.TidAddress
+        $after.RobustList | Should -Be $before.RobustList
     }
 
     It 'still delivers pthread_kill to each thread and raise() to the main thread (glibc''s cached ids were updated)' {

@@ -28,29 +28,31 @@ BeforeAll {
         ConvertFrom-Tick $(if ($First) { $ticks[0] } else { $ticks[-1] })
     }
 
-    # Waits (while process Id lives) for a TICK after the first Skip lines in which every count is past From's.
-    function Wait-TickPast($Program, [int] $Id, $From, [int] $Skip = 0, [double] $TimeoutSec = 20) {
+    # Waits (while process Id lives) for a TICK after the first Skip lines in which every count is past From's
+    # (and, with -Gc, the number of garbage collections too).
+    function Wait-TickPast($Program, [int] $Id, $From, [int] $Skip = 0, [double] $TimeoutSec = 20, [switch] $Gc) {
         $clock = [System.Diagnostics.Stopwatch]::StartNew()
         while ($true) {
             $t = Get-LastTick $Program -Skip $Skip
             if ($t -and $t.Counts.Count -eq $From.Counts.Count) {
                 $behind = @(for ($i = 0; $i -lt $From.Counts.Count; $i++) { if ($t.Counts[$i] -le $From.Counts[$i]) { $i } })
-                if ($behind.Count -eq 0) { return $t }
+                if ($behind.Count -eq 0 -and (-not $Gc -or $t.Gc -gt $From.Gc)) { return $t }
             }
             if (-not (Test-Path "/proc/$Id") -or (Get-ProcessState $Id) -in @('Z', 'X')) {
                 throw "$($Program.Name) ($Id) is gone; the last tick: $($t.Line)`n$(Get-TestProgramReport $Program)"
             }
             if ($clock.Elapsed.TotalSeconds -ge $TimeoutSec) {
-                throw "Timed out after $TimeoutSec s waiting for every thread of $($Program.Name) ($Id) to count past $($From.Line); the last tick: $($t.Line)`n$(Get-TestProgramReport $Program)"
+                throw "Timed out after $TimeoutSec s waiting for every thread of $($Program.Name) ($Id) to count past $($From.Line)$(if ($Gc) { ' and collect' }); the last tick: $($t.Line)`n$(Get-TestProgramReport $Program)"
             }
             Start-Sleep -Milliseconds 20
         }
     }
 
-    # Checkpoint with -Kill and restart, Cycles times; after each restart every thread must count on.
+    # Checkpoint with -Kill and restart, Cycles times; after each restart every thread must count on (and, with
+    # -WaitGc, collect garbage: the next checkpoint is not taken before a collection has gone through).
     # Returns one object per cycle: the last tick before, the first tick after, a later one in which every
     # thread has counted on, the number of threads in the context, the results.
-    function Invoke-RestartCycles($Program, [int] $Cycles, [string] $Directory, [switch] $NoRestorePid) {
+    function Invoke-RestartCycles($Program, [int] $Cycles, [string] $Directory, [switch] $NoRestorePid, [switch] $WaitGc) {
         $id = $Program.Id
         $last = Wait-TickPast $Program $id (Get-LastTick $Program)
         foreach ($cycle in 1..$Cycles) {
@@ -63,7 +65,7 @@ BeforeAll {
             $restart = Restart-ThreadProgram $checkpoint.Path -Directory $Directory -NoRestorePid:$NoRestorePid
             $id = $restart.ProcessIds[0]
             $first = Wait-TickPast $Program $id ([pscustomobject]@{ Counts = @($beforeRestart.Counts | ForEach-Object { $_ - 1 }); Line = $beforeRestart.Line }) -Skip $lines
-            $later = Wait-TickPast $Program $id $first -Skip $lines
+            $later = Wait-TickPast $Program $id $first -Skip $lines -Gc:$WaitGc
             [pscustomobject]@{
                 Cycle = $cycle; Id = $id; Before = $beforeRestart; First = (Get-LastTick $Program -Skip $lines -First); Later = $later
                 Threads = $image.Threads.Count; Checkpoint = $checkpoint; Restart = $restart
@@ -205,7 +207,7 @@ Describe '.NET console program (dotnet-counter) keeps counting in several thread
             $null = Wait-Until { $t = Get-LastTick $program; $t -and $t.Gc -ge 2 } -Because 'two collections before the checkpoint'
             $cycles = [System.Collections.Generic.List[object]]::new()
             $failure = $null
-            try { Invoke-RestartCycles $program 3 $TestDrive | ForEach-Object { $cycles.Add($_) } }
+            try { Invoke-RestartCycles $program 3 $TestDrive -WaitGc | ForEach-Object { $cycles.Add($_) } }
             catch { $failure = $_ }
         }
         AfterAll {

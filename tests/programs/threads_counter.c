@@ -14,6 +14,9 @@
  *   REPORT <seq> shared=<S> sum=<sum of counts> bad=<sum of bad> min=<smallest count> threads=<T>
  *   COUNTS <seq> c0 c1 ...
  *   TIDS <seq> t0 t1 ...          (gettid() as each thread last saw it)
+ *   RSEQ <seq> r0 r1 ...          (1: glibc's rseq area is still registered for that thread, see kernel_state)
+ *   TIDADDR <seq> a0 a1 ...       (the clear_child_tid address of each thread, PR_GET_TID_ADDRESS, hex)
+ *   ROBUST <seq> h0 h1 ...        (the robust futex list head of each thread, get_robust_list, hex)
  *   NAMES <seq> n0 n1 ...         (pthread_getname_np of each thread, read by the main thread)
  *   KILLS <seq> ok=<n> wrong=<n> failed=<n> raise=<0/1>
  * For KILLS the main thread sends SIGUSR2 with pthread_kill to each other thread and raise()s it in itself;
@@ -24,7 +27,14 @@
  */
 #include "common.h"
 #include <pthread.h>
+#include <sys/prctl.h>
+#include <sys/rseq.h>
 #include <sys/syscall.h>
+
+#ifndef PR_GET_TID_ADDRESS
+#define PR_GET_TID_ADDRESS 40
+#endif
+#define RSEQ_SIG_X86 0x53053053
 
 #define MAXT 256
 
@@ -36,6 +46,8 @@ static volatile uint64_t bad[MAXT];
 static volatile int tids[MAXT];
 static volatile int hit[MAXT];
 static volatile int generation, gen_seen[MAXT];
+static volatile int rseq_state[MAXT];
+static volatile uint64_t tid_address[MAXT], robust_head[MAXT];
 static pthread_t handles[MAXT];
 
 static __thread uint64_t tls_tag;
@@ -48,6 +60,27 @@ static void on_usr2(int sig)
     if (tls_index >= 0) hit[tls_index] = tls_index + 1;
 }
 
+/*
+ * What the kernel keeps for this thread, as the thread sees it: whether glibc's rseq area is registered
+ * (registering it again answers EBUSY then: 1; 0 when it was not, -errno otherwise; 2 when glibc uses no rseq),
+ * the clear_child_tid address (PR_GET_TID_ADDRESS) and the robust futex list head (get_robust_list).
+ */
+static void kernel_state(int i)
+{
+    unsigned long address = 0;
+    tid_address[i] = prctl(PR_GET_TID_ADDRESS, &address) == 0 ? address : 0;
+    void *head = NULL;
+    size_t len = 0;
+    robust_head[i] = syscall(SYS_get_robust_list, 0, &head, &len) == 0 ? (uint64_t)(uintptr_t)head : 0;
+    if (__rseq_size == 0) { rseq_state[i] = 2; return; }
+    char *tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    void *area = tp + __rseq_offset;
+    long r = syscall(SYS_rseq, area, 32, 0, RSEQ_SIG_X86);
+    if (r == -1 && errno == EINVAL) r = syscall(SYS_rseq, area, __rseq_size, 0, RSEQ_SIG_X86);
+    rseq_state[i] = r == 0 ? 0 : errno == EBUSY ? 1 : -errno;
+}
+
 static void round_of(int i)
 {
     pthread_mutex_lock(&lock);
@@ -57,7 +90,9 @@ static void round_of(int i)
     if (tls_count != counts[i] || tls_tag != mix64((uint64_t)i + 1) || tls_index != i) bad[i]++;
     pthread_mutex_unlock(&lock);
     tids[i] = (int)syscall(SYS_gettid);
-    __atomic_store_n(&gen_seen[i], __atomic_load_n(&generation, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
+    int g = __atomic_load_n(&generation, __ATOMIC_SEQ_CST);
+    if (gen_seen[i] != g) kernel_state(i);
+    __atomic_store_n(&gen_seen[i], g, __ATOMIC_SEQ_CST);
 }
 
 static void setup(int i)
@@ -114,6 +149,18 @@ static void report(uint64_t seq)
     if (write(1, line, n) != n) die("write");
     n = snprintf(line, sizeof line, "TIDS %llu", (unsigned long long)seq);
     for (int i = 0; i < T; i++) n += snprintf(line + n, sizeof line - n, " %d", tids[i]);
+    line[n++] = '\n';
+    if (write(1, line, n) != n) die("write");
+    n = snprintf(line, sizeof line, "RSEQ %llu", (unsigned long long)seq);
+    for (int i = 0; i < T; i++) n += snprintf(line + n, sizeof line - n, " %d", rseq_state[i]);
+    line[n++] = '\n';
+    if (write(1, line, n) != n) die("write");
+    n = snprintf(line, sizeof line, "TIDADDR %llu", (unsigned long long)seq);
+    for (int i = 0; i < T; i++) n += snprintf(line + n, sizeof line - n, " %llx", (unsigned long long)tid_address[i]);
+    line[n++] = '\n';
+    if (write(1, line, n) != n) die("write");
+    n = snprintf(line, sizeof line, "ROBUST %llu", (unsigned long long)seq);
+    for (int i = 0; i < T; i++) n += snprintf(line + n, sizeof line - n, " %llx", (unsigned long long)robust_head[i]);
     line[n++] = '\n';
     if (write(1, line, n) != n) die("write");
     n = snprintf(line, sizeof line, "NAMES %llu", (unsigned long long)seq);
