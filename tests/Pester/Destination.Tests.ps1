@@ -69,7 +69,7 @@ Describe 'Where the context file goes' {
         Assert-Context $path $program.Id
     }
 
-    It 'takes any file name the file system takes: 250 characters (NAME_MAX is 255) (engine bug: the temporary name is longer)' {
+    It 'takes any file name the file system takes: 250 characters (NAME_MAX is 255)' {
         # The atomic write goes through ".NAME.PID.RANDOM.tmp" in the same directory, 23 or so characters longer
         # than NAME: for a NAME of more than about 232 characters that name is too long, and the checkpoint fails
         # with "cannot create a context file in DIR: File name too long" although NAME itself is fine.

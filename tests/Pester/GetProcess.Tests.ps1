@@ -143,7 +143,7 @@ Get-CrCheckpointable -Id $($others.Id) | ForEach-Object { "REPORT `$(`$_.Checkpo
         @($run.Output | Where-Object { $_ -like 'REPORT False PermissionDenied *' }) | Should -HaveCount 1
     }
 
-    It 'says in both the error and the Get-CrCheckpointable reason that the process belongs to another user (engine bug: the check in ProcessSelection.Admit never fires)' {
+    It 'says in both the error and the Get-CrCheckpointable reason that the process belongs to another user' {
         # ProcessSelection.Admit has this very message ("it belongs to another user and this session lacks the
         # privilege"), but its test !File.Exists("/proc/PID/exe") is never true: .NET's File.Exists falls back to
         # lstat(), and the symlink itself always exists. The error then comes from PTRACE_SEIZE ("already being

@@ -80,6 +80,9 @@ public sealed unsafe class ContextDestination : IDisposable
             throw DestinationError($"cannot open the destination directory {directory}", ErrnoCheck.LastErrno);
 
         var exists = Exists(name);
+        if (exists && !IsReplaceable(name))
+            throw new CheckpointException(CheckpointFailure.DestinationFailed,
+                $"{finalPath} exists and is not a regular file (a device, directory, FIFO or socket); a context file will not replace it. Choose another -Path, or use -Fd to write to a device or pipe.");
         if (exists && _policy == ReplacePolicy.NoClobber)
             throw new CheckpointException(CheckpointFailure.DestinationExists,
                 $"{finalPath} already exists and -NoClobber was given: remove it, choose another -Path, or use -Backup.");
@@ -92,7 +95,8 @@ public sealed unsafe class ContextDestination : IDisposable
         }
         else
         {
-            _writtenName = $".{name}.{Environment.ProcessId}.{Random.Shared.Next():x8}.tmp";
+            // Short and unrelated to the final name, so that any name the file system accepts works.
+            _writtenName = $".crck-{Random.Shared.Next():x8}.tmp";
         }
 
         _fd = openat(_dirFd, _writtenName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0x180);
@@ -106,6 +110,14 @@ public sealed unsafe class ContextDestination : IDisposable
         IsRegularFile = true;
         AlignData = true;
         _stream = new FileStream(new SafeFileHandle(_fd, ownsHandle: false), FileAccess.Write, 1 << 16);
+    }
+
+    /// <summary>Only a regular file or a symlink (replaced itself, never followed) may give way to a context file.</summary>
+    private bool IsReplaceable(string name)
+    {
+        Stat st;
+        if (fstatat(_dirFd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return true;
+        return st.FileType is Stat.S_IFREG or Stat.S_IFLNK;
     }
 
     private bool Exists(string name)

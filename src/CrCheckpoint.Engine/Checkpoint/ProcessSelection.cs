@@ -72,6 +72,14 @@ public static class ProcessSelection
         return true;
     }
 
+    /// <summary>False when /proc refuses this user the process's details (another user's process, no CAP_SYS_PTRACE).</summary>
+    private static unsafe bool CanInspect(int pid)
+    {
+        var buffer = stackalloc byte[16];
+        if (Native.Interop.readlink($"/proc/{pid}/exe", buffer, 16) >= 0) return true;
+        return Native.ErrnoCheck.LastErrno is not ((int)Native.Errno.EACCES or (int)Native.Errno.EPERM);
+    }
+
     /// <summary>Every descendant, parents before children.</summary>
     public static List<int> Descendants(int root)
     {
@@ -154,7 +162,7 @@ public static class ProcessSelection
         if (stat.State is 'Z' or 'X')
             throw new CheckpointException(CheckpointFailure.Unsupported,
                 $"process {pid} ({stat.Comm}) has exited and is waiting to be reaped (a zombie); there is nothing to checkpoint.", pid);
-        if (!File.Exists($"/proc/{pid}/exe") && ProcFds.ReadLink($"/proc/{pid}/exe") is null)
+        if (!CanInspect(pid))
             throw new CheckpointException(CheckpointFailure.PermissionDenied,
                 $"cannot read process {pid} ({stat.Comm}): it belongs to another user and this session lacks the privilege (run as its owner or as root).", pid);
 

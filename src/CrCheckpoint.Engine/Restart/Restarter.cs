@@ -175,12 +175,9 @@ public static class Restarter
                     all.Add(thread);
                     r.Threads.Add((thread, other));
                 }
-                foreach (var (t, record) in r.Threads)
-                {
-                    ThreadRestore.RestoreKernelState(t, record);
-                    if (t != r.Leader) ThreadRestore.RestoreName(t, record);
-                    if (!request.RestorePid) ThreadRestore.FixCachedThreadId(t, record);
-                }
+                ThreadRestore.RestoreKernelState(r.Threads);
+                if (!request.RestorePid)
+                    foreach (var (t, record) in r.Threads) ThreadRestore.FixCachedThreadId(t, record);
                 SignalRestore.RestorePending(r.Leader, p.Process.Signals.SharedPending, []);
                 foreach (var (t, record) in r.Threads) SignalRestore.RestorePending(t, [], record.PendingSignals);
                 ProcessRestore.RestoreCredentials(r.Leader, p.Process, log);

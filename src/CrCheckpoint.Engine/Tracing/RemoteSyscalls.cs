@@ -27,6 +27,24 @@ public sealed unsafe partial class Tracee
     /// <summary>Runs one system call in the thread and returns its raw result (negative errno on failure).</summary>
     public long Syscall(long number, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
     {
+        BeginSyscall(number, a1, a2, a3, a4, a5, a6);
+        return EndSyscall();
+    }
+
+    /// <summary>
+    /// Runs the same kind of call in many threads at once: all are started, then all are waited
+    /// for, so the threads run their calls side by side instead of one round trip after another.
+    /// </summary>
+    public static long[] SyscallInEach(IReadOnlyList<(Tracee Thread, long Number, long A1, long A2, long A3, long A4)> calls)
+    {
+        foreach (var c in calls) c.Thread.BeginSyscall(c.Number, c.A1, c.A2, c.A3, c.A4);
+        var results = new long[calls.Count];
+        for (var i = 0; i < calls.Count; i++) results[i] = calls[i].Thread.EndSyscall();
+        return results;
+    }
+
+    private void BeginSyscall(long number, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
+    {
         if (_syscallAddress == 0) throw new InvalidOperationException("no syscall instruction chosen in the target");
         if (!_signalsBlocked)
         {
@@ -47,20 +65,25 @@ public sealed unsafe partial class Tracee
         regs.OrigRax = ulong.MaxValue;
         regs.Eflags &= ~0x100UL;
         SetRegisters(regs);
+        Resume(PTRACE_SINGLESTEP, 0);
+    }
 
+    private long EndSyscall()
+    {
         while (true)
         {
-            Resume(PTRACE_SINGLESTEP, 0);
             var status = WaitForStop();
-            if (status.PtraceEvent != 0) continue;
-            if (status.StopSignal == Signals.SIGTRAP)
+            if (status.PtraceEvent == 0 && status.StopSignal == Signals.SIGTRAP)
             {
                 var after = GetRegisters();
-                if (after.Rip == _syscallAddress) continue;
-                return (long)after.Rax;
+                if (after.Rip != _syscallAddress) return (long)after.Rax;
             }
-            // Only unblockable signals get here (SIGSTOP): keep it for after the release.
-            _deferredSignals.Add(status.StopSignal);
+            else if (status.PtraceEvent == 0)
+            {
+                // Only unblockable signals get here (SIGSTOP): keep it for after the release.
+                _deferredSignals.Add(status.StopSignal);
+            }
+            Resume(PTRACE_SINGLESTEP, 0);
         }
     }
 

@@ -6,6 +6,7 @@ namespace CrCheckpoint.Engine.State.Threads;
 public static class ThreadRestore
 {
     private const int RSEQ_FLAG_UNREGISTER = 1;
+    private const long EINTR = 4;
 
     /// <summary>A registered rseq area must go before the memory under it does, or the kernel kills the process.</summary>
     public static void DropRseq(Tracee tracee)
@@ -14,35 +15,56 @@ public static class ThreadRestore
             tracee.CheckedSyscall("rseq (unregister)", Syscalls.rseq, (long)rseq.RseqAbiPointer, rseq.RseqAbiSize, RSEQ_FLAG_UNREGISTER, rseq.Signature);
     }
 
-    /// <summary>Per-thread kernel state: clear_child_tid, robust futex list, alternate stack, rseq.</summary>
-    public static void RestoreKernelState(Tracee tracee, ThreadRecord thread)
+    /// <summary>
+    /// Per-thread kernel state of every thread: clear_child_tid, robust futex list, alternate stack,
+    /// rseq and name. Each is a call the thread must make itself; they run in all threads at once,
+    /// one round per kind, each thread with its own slot of the shared scratch page.
+    /// </summary>
+    public static void RestoreKernelState(IReadOnlyList<(Tracee Thread, ThreadRecord Record)> threads)
     {
-        if (thread.ClearChildTid != 0) tracee.Syscall(Syscalls.set_tid_address, (long)thread.ClearChildTid);
-        if (thread.RobustListHead != 0)
-            tracee.Syscall(Syscalls.set_robust_list, (long)thread.RobustListHead, (long)thread.RobustListLength);
-        if (thread.AltStack is { } ss)
+        const int Slot = 32, PR_SET_NAME = 15;
+        for (var first = 0; first < threads.Count; first += Tracee.ScratchSize / Slot)
         {
-            var stack = new byte[24];
-            BitConverter.TryWriteBytes(stack.AsSpan(0, 8), ss.Base);
-            BitConverter.TryWriteBytes(stack.AsSpan(8, 4), ss.Flags & ~1); // SS_ONSTACK is state, not a setting
-            BitConverter.TryWriteBytes(stack.AsSpan(16, 8), ss.Size);
-            tracee.WriteScratch(stack);
-            tracee.CheckedSyscall("sigaltstack", Syscalls.sigaltstack, (long)tracee.Scratch, 0);
+            var batch = threads.Skip(first).Take(Tracee.ScratchSize / Slot).ToList();
+            var scratch = (long)batch[0].Thread.Scratch;
+            var slots = new byte[batch.Count * Slot];
+
+            Run(batch.Where(t => t.Record.ClearChildTid != 0)
+                .Select(t => (t.Thread, Syscalls.set_tid_address, (long)t.Record.ClearChildTid, 0L, 0L, 0L)));
+            Run(batch.Where(t => t.Record.RobustListHead != 0)
+                .Select(t => (t.Thread, Syscalls.set_robust_list, (long)t.Record.RobustListHead, (long)t.Record.RobustListLength, 0L, 0L)));
+
+            for (var i = 0; i < batch.Count; i++)
+            {
+                if (batch[i].Record.AltStack is not { } ss) continue;
+                BitConverter.TryWriteBytes(slots.AsSpan(i * Slot, 8), ss.Base);
+                BitConverter.TryWriteBytes(slots.AsSpan(i * Slot + 8, 4), ss.Flags & ~1); // SS_ONSTACK is state, not a setting
+                BitConverter.TryWriteBytes(slots.AsSpan(i * Slot + 16, 8), ss.Size);
+            }
+            batch[0].Thread.WriteScratch(slots);
+            Check("sigaltstack", Run(batch.Select((t, i) => (t, i)).Where(x => x.t.Record.AltStack is not null)
+                .Select(x => (x.t.Thread, Syscalls.sigaltstack, scratch + x.i * Slot, 0L, 0L, 0L))));
+
+            Check("rseq (register)", Run(batch.Where(t => t.Record.Rseq is not null)
+                .Select(t => (t.Thread, Syscalls.rseq, (long)t.Record.Rseq!.Address, (long)t.Record.Rseq.Length, 0L, (long)t.Record.Rseq.Signature))));
+
+            Array.Clear(slots);
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var name = System.Text.Encoding.UTF8.GetBytes(batch[i].Record.Name);
+                name.AsSpan(0, Math.Min(15, name.Length)).CopyTo(slots.AsSpan(i * Slot));
+            }
+            batch[0].Thread.WriteScratch(slots);
+            Run(batch.Select((t, i) => (t.Thread, Syscalls.prctl, (long)PR_SET_NAME, scratch + i * Slot, 0L, 0L)));
         }
-        if (thread.Rseq is { } r)
-            tracee.CheckedSyscall("rseq (register)", Syscalls.rseq, (long)r.Address, r.Length, 0, r.Signature);
     }
 
-    private const long EINTR = 4;
+    private static long[] Run(IEnumerable<(Tracee, long, long, long, long, long)> calls) => Tracee.SyscallInEach(calls.ToList());
 
-    public static void RestoreName(Tracee tracee, ThreadRecord thread)
+    private static void Check(string call, long[] results)
     {
-        const int PR_SET_NAME = 15;
-        var name = new byte[16];
-        var bytes = System.Text.Encoding.UTF8.GetBytes(thread.Name);
-        bytes.AsSpan(0, Math.Min(15, bytes.Length)).CopyTo(name);
-        tracee.WriteScratch(name);
-        tracee.Syscall(Syscalls.prctl, PR_SET_NAME, (long)tracee.Scratch);
+        foreach (var r in results)
+            if (r < 0 && r > -4096) throw new NativeException($"{call} in a restarted thread", (int)-r);
     }
 
     /// <summary>
