@@ -186,6 +186,7 @@ public static class MemoryRestore
     {
         if (pages.DataOffset < 0)
             throw new RestartException(RestartFailure.Unsupported, "the context's page data has no file offset (it was read from a pipe); restart from a regular file.");
+        if (pages.DataLength <= SmallPages) return CopyPages(tracee, area, pages);
         var source = pages.DataOffset;
         foreach (var run in pages.Record.Runs)
         {
@@ -202,6 +203,41 @@ public static class MemoryRestore
             }
         }
         return source - pages.DataOffset;
+    }
+
+    private const int SmallPages = 256 * 1024;
+
+    /// <summary>
+    /// A few pages are cheaper to copy from the engine (one process_vm_writev over every run) than
+    /// to have the process read them (a remote call per run): a process has many small areas,
+    /// thread stacks above all.
+    /// </summary>
+    private static unsafe long CopyPages(Tracee tracee, MemoryAreaRecord area, PagesImage pages)
+    {
+        var data = GC.AllocateUninitializedArray<byte>((int)pages.DataLength);
+        using (var context = File.OpenHandle(pages.Source, FileMode.Open, FileAccess.Read))
+            if (RandomAccess.Read(context, data, pages.DataOffset) != data.Length)
+                throw new RestartException(RestartFailure.ContextInvalid, $"the context file ended inside the pages of {area.Path} at 0x{area.Start:x}.", pages.Source);
+        var runs = pages.Record.Runs;
+        var local = stackalloc IoVec[runs.Length];
+        var remote = stackalloc IoVec[runs.Length];
+        fixed (byte* p = data)
+        {
+            var at = 0L;
+            for (var i = 0; i < runs.Length; i++)
+            {
+                var length = runs[i][1] * 4096;
+                local[i] = new IoVec { Base = (nint)(p + at), Length = (nuint)length };
+                remote[i] = new IoVec { Base = (nint)(area.Start + (ulong)runs[i][0] * 4096), Length = (nuint)length };
+                at += length;
+            }
+            if (process_vm_writev(tracee.Pid, local, (nuint)runs.Length, remote, (nuint)runs.Length, 0) != data.Length)
+            {
+                for (var i = 0; i < runs.Length; i++)
+                    ProcessMemory.WriteThroughProcMem(tracee.Pid, (ulong)remote[i].Base, new ReadOnlySpan<byte>((void*)local[i].Base, (int)local[i].Length));
+            }
+        }
+        return data.Length;
     }
 
     private static long OpenInTarget(Tracee tracee, Dictionary<(string, bool), long> cache, string path, bool writable)
