@@ -1,7 +1,9 @@
 # Multi-threaded C programs: every thread is checkpointed and comes back with its id (or a new one with
 # -NoRestorePid), and what each thread sees of itself (counters, thread-local storage, mutexes, condition
 # variables, pthread_join, blocked reads, names, ids, signal masks, pending signals, alternate stacks, FPU/SSE/AVX
-# registers) is what it was. Each program reports from its own point of view when asked with a signal.
+# registers, rseq, clear_child_tid, robust lists) is what it was. Each program reports from its own point of view
+# when asked with a signal. Checkpoints run under a watchdog (Invoke-WatchedCheckpoint): an engine hang fails a
+# test instead of the whole run.
 #
 # A restarted process is a child of this PowerShell: every test kills what it restarts (Stop-RestartedPrograms).
 
@@ -458,9 +460,14 @@ Describe 'Threads born and dying all the time, some during the freeze (threads_s
         Stop-AllTestPrograms
     }
 
-    It 'checkpoints it 40 times in a row while 4 threads create and join threads without a pause; each context holds the lasting threads, and it carries on' {
+    It 'checkpoints it 40 times in a row while 4 threads create and join threads without a pause; each context holds the lasting threads, and it carries on (engine bug: a thread born during the freeze is refused as already traced, or the freeze waits forever; Tracee.Seize/Freeze)' {
         # Without a pause the spawners are often inside clone() when they are frozen: their new threads are
-        # born during the freeze, already attached to the engine (PTRACE_O_TRACECLONE).
+        # born during the freeze, already attached to the engine (PTRACE_O_TRACECLONE). Two engine bugs show here
+        # (Tracing/Tracee.cs): IsTracedByUs compares /proc/TID/status TracerPid, the id of the tracing *thread*,
+        # with the process id, so such a thread is refused ("cannot trace process N: it is already being traced");
+        # and Freeze, when the first stop after PTRACE_INTERRUPT is a PTRACE_EVENT_CLONE (or a signal) stop,
+        # resumes the thread expecting the interrupt to stop it next, but any ptrace stop consumes a pending
+        # interrupt, so waitpid waits forever (the watchdog then kills the program).
         $program = Start-TestProgram threads_spawn '4', '0'
         $lasting = Get-LastingThreads $program
         $lasting | Should -HaveCount 5
@@ -480,6 +487,7 @@ Describe 'Threads born and dying all the time, some during the freeze (threads_s
     }
 
     It 'restarts it again and again (at least 3 times, until a context with a short-lived thread in it was restarted), and it carries on creating and joining threads without a failure' {
+        # Paced, so that a checkpoint seldom meets the engine bugs of the test above (it still may).
         $program = Start-TestProgram threads_spawn '2', '20'
         $lasting = Get-LastingThreads $program
         $current = $program.Id
@@ -527,7 +535,7 @@ Describe 'The address space''s membarrier registration, which the .NET runtime n
         $before.registrations | Should -Be '16'
     }
 
-    It 'keeps it after restart: membarrier(PRIVATE_EXPEDITED) still succeeds in the restarted process' {
+    It 'keeps it after restart: membarrier(PRIVATE_EXPEDITED) still succeeds in the restarted process (engine bug: the registration is not saved nor restored)' {
         $after.registrations | Should -Be $before.registrations -Because 'MEMBARRIER_CMD_GET_REGISTRATIONS shows what the process registered'
         $after.expedited | Should -Be '0' -Because 'a registered process may issue private expedited barriers (-1 is EPERM: not registered)'
     }
