@@ -37,6 +37,8 @@ public static class ProcessCapture
         var layout = MemoryCapture.CaptureLayout(tracee, stat);
         var signals = SignalCapture.Capture(tracee, status);
         var itimers = IntervalTimerRecord.Capture(tracee);
+        const int MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
+        var membarrier = tracee.Syscall(Native.Syscalls.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0);
         var threads = new List<ThreadRecord>();
         foreach (var t in frozen.Threads)
         {
@@ -73,6 +75,7 @@ public static class ProcessCapture
             MemoryLayout = layout,
             Signals = signals,
             Timers = itimers,
+            MembarrierRegistrations = membarrier > 0 ? (int)membarrier : 0,
             ThreadIds = threads.Select(t => t.Tid).ToArray(),
         };
 

@@ -8,7 +8,7 @@ public static class Syscalls
         getitimer = 36, setitimer = 38, getpid = 39, clone = 56, exit = 60, kill = 62, fcntl = 72, chdir = 80,
         fchdir = 81, umask = 95, getrlimit = 97, ptrace = 101, setpgid = 109, setsid = 112, sigaltstack = 131,
         personality = 135, prctl = 157, arch_prctl = 158, chroot = 161, gettid = 186, set_tid_address = 218,
-        restart_syscall = 219, nanosleep = 35, clock_nanosleep = 230, timer_gettime = 224, exit_group = 231, tgkill = 234, openat = 257,
+        restart_syscall = 219, membarrier = 324, nanosleep = 35, clock_nanosleep = 230, timer_gettime = 224, exit_group = 231, tgkill = 234, openat = 257,
         set_robust_list = 273, get_robust_list = 274, dup3 = 292, pipe2 = 293, prlimit64 = 302, kcmp = 312,
         memfd_create = 319, rseq = 334, pidfd_send_signal = 424, pidfd_open = 434, clone3 = 435,
         pidfd_getfd = 438, close_range = 436, rt_sigqueueinfo = 129, rt_tgsigqueueinfo = 297, setresuid = 117,

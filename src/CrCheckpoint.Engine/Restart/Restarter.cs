@@ -255,6 +255,7 @@ public static class Restarter
         ResourceLimitRestore.Restore(tracee.Pid, process.Process.Limits, log);
         SignalRestore.RestoreDispositions(tracee, process.Process.Signals);
         IntervalTimerRestore.Restore(tracee, process.Process.Timers);
+        ProcessRestore.RestoreMembarrier(tracee, process.Process);
         return bytes;
     }
 

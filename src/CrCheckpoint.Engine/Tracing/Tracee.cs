@@ -88,29 +88,31 @@ public sealed unsafe partial class Tracee : IDisposable
                 break;
             }
 
-            if (status.PtraceEvent != 0)
-            {
-                // Some other event (a fork or clone seen before the interrupt landed): let it go on.
-                Resume(PTRACE_CONT, 0);
-                continue;
-            }
-
-            // A signal was about to be delivered when we attached: deliver it as the kernel would have,
-            // the interrupt we queued still stops the thread right after.
-            Resume(PTRACE_CONT, status.StopSignal);
+            // Any other stop takes the place of the interrupt (ptrace(2): "if any other ptrace-stop is
+            // generated at the same time, this ptrace-stop happens"), so after letting the thread go
+            // on, it is interrupted again. A fork or clone event: the new task is ours already
+            // (TRACEFORK/TRACECLONE). A signal about to be delivered: delivered, as the kernel would have.
+            Resume(PTRACE_CONT, status.PtraceEvent != 0 ? 0 : status.StopSignal);
+            if (ptrace(PTRACE_INTERRUPT, Tid, 0, 0) == -1)
+                throw new NativeException($"ptrace(PTRACE_INTERRUPT, {Tid})", ErrnoCheck.LastErrno);
         }
 
         _original = GetRegisters();
         _originalSigMask = GetSignalMask();
     }
 
+    /// <summary>
+    /// True when this very thread traces <paramref name="tid"/>: /proc shows the tracer's thread id,
+    /// and only the thread that seized a tracee may drive it.
+    /// </summary>
     private static bool IsTracedByUs(int tid)
     {
+        var me = (int)Interop.syscall(Syscalls.gettid);
         try
         {
             foreach (var line in File.ReadLines($"/proc/{tid}/status"))
                 if (line.StartsWith("TracerPid:", StringComparison.Ordinal))
-                    return int.Parse(line[10..].Trim()) == Environment.ProcessId;
+                    return int.Parse(line[10..].Trim()) == me;
         }
         catch (IOException) { }
         return false;

@@ -32,6 +32,8 @@ public sealed class ProcessRecord
     public SignalStateRecord Signals { get; init; } = new();
     public List<IntervalTimerRecord> Timers { get; init; } = [];
     public int[] ThreadIds { get; init; } = [];
+    /// <summary>The membarrier(2) commands the process registered for (MEMBARRIER_CMD_GET_REGISTRATIONS).</summary>
+    public int MembarrierRegistrations { get; init; }
     /// <summary>The process had exited and waited for its parent to reap it; only its exit status is kept.</summary>
     public bool Zombie { get; init; }
     /// <summary>A zombie's wait status (exit code in bits 8-15, or the killing signal in bits 0-6).</summary>

@@ -67,6 +67,20 @@ public static class ProcessRestore
     }
 
     /// <summary>
+    /// membarrier(2) registrations belong to the address space: runtimes (.NET's write barrier
+    /// flush, for one) register once at start and fail hard if the expedited command is refused later.
+    /// </summary>
+    public static void RestoreMembarrier(Tracee tracee, ProcessRecord process)
+    {
+        for (var bit = 0; bit < 31; bit++)
+        {
+            var command = 1 << bit;
+            if ((process.MembarrierRegistrations & command) == 0) continue;
+            tracee.CheckedSyscall($"membarrier(register {command})", Syscalls.membarrier, command, 0);
+        }
+    }
+
+    /// <summary>
     /// Ids last: once the process is no longer root it could not do the rest. Capabilities beyond
     /// what the ids imply are not restored.
     /// </summary>
