@@ -32,6 +32,14 @@
     checkpoint of each with -Kill, Invoke-CrRestart of each image (memory verified, then killed). The
     medians of the 64-thread target must be within 1.2x of those of the single-threaded one.
 
+    Tree (unless -NoTreeComparison): a tree of 16 processes with 32 MiB of dirty memory each (memtree.c:
+    a root and its children, each filling memory of its own after the fork) and one process with
+    16 x 32 = 512 MiB (memtarget), run side by side. Rounds alternate between them (which one goes
+    first flips every round): Invoke-CrCheckpoint of each (the tree is the default scope, so the whole
+    tree goes into one context file; fsync on), then, after a checkpoint of each with -Kill,
+    Invoke-CrRestart of each image (the memory of every process verified, then all killed). The
+    medians of the tree must be within 1.3x of those of the single process.
+
     Results go to the console and to bench/results/latest.md and latest.json. Targets are reported
     as PASS or MISS; a MISS does not fail the script. Every process started here is killed, and
     every file written here removed, on the way out, failure or not.
@@ -48,13 +56,23 @@
 .PARAMETER NoThreadComparison
     Leave out the comparison of many threads against one.
 .PARAMETER ThreadComparisonOnly
-    Run only the comparison of many threads against one (no warm-up, sizes or sparse case).
+    Run only the comparison of many threads against one (no warm-up, sizes, sparse case or tree).
+.PARAMETER TreeProcesses
+    Processes in the tree of the tree comparison (the root included).
+.PARAMETER TreeMiB
+    Dirty memory of each process of the tree; the single process has TreeProcesses x TreeMiB.
+.PARAMETER NoTreeComparison
+    Leave out the comparison of a process tree against one process.
+.PARAMETER TreeComparisonOnly
+    Run only the comparison of a process tree against one process (no warm-up, sizes, sparse case or threads).
 .EXAMPLE
     dotnet pwsh ./build.ps1 Bench
 .EXAMPLE
     dotnet pwsh -File ./bench/Invoke-Benchmark.ps1 -SizeMiB 64 -Rounds 3 -NoRestart
 .EXAMPLE
     dotnet pwsh -File ./bench/Invoke-Benchmark.ps1 -ThreadComparisonOnly -Rounds 9
+.EXAMPLE
+    dotnet pwsh -File ./bench/Invoke-Benchmark.ps1 -TreeComparisonOnly
 #>
 [CmdletBinding()]
 param(
@@ -75,10 +93,17 @@ param(
     [ValidateRange(1, 65536)]
     [int] $ThreadCompareMiB = 64,
 
+    [ValidateRange(2, 1024)]
+    [int] $TreeProcesses = 16,
+    [ValidateRange(1, 65536)]
+    [int] $TreeMiB = 32,
+
     [switch] $NoSparse,
     [switch] $NoRestart,
     [switch] $NoThreadComparison,
     [switch] $ThreadComparisonOnly,
+    [switch] $NoTreeComparison,
+    [switch] $TreeComparisonOnly,
 
     # Where the context files and raw copies are written (one file system for both).
     [string] $WorkDirectory = (Join-Path $PSScriptRoot 'build/work'),
@@ -92,6 +117,8 @@ $Root = Split-Path $PSScriptRoot -Parent
 $BuildDirectory = Join-Path $PSScriptRoot 'build'
 $Inv = [Globalization.CultureInfo]::InvariantCulture
 $MiB = 1MB
+# -ThreadComparisonOnly and -TreeComparisonOnly each leave out every other section.
+$OneSectionOnly = $ThreadComparisonOnly -or $TreeComparisonOnly
 
 # ---------------------------------------------------------------- helpers
 
@@ -187,19 +214,21 @@ function Remove-WorkFile([string] $Path) {
 # directory may be one the user chose.
 function Remove-BenchFiles {
     Get-ChildItem -LiteralPath $WorkDirectory -Force -File -ErrorAction Ignore |
-        Where-Object Name -match '^\.?(engine|warmup|sparse|restart-\d+|threads-\d+|threads-restart-\d+)\.ctx(\..*\.tmp)?$|^raw\.bin$|^check-(threads-)?\d+\.txt(\.tmp)?$' |
+        Where-Object Name -match '^\.?(engine|warmup|sparse|restart-\d+|threads-\d+|threads-restart-\d+|tree-(restart-)?(single|tree))\.ctx(\..*\.tmp)?$|^raw\.bin$|^check-(threads-)?\d+\.txt(\.tmp)?$|^tree-check-(single|\d+)\.txt(\.tmp)?$' |
         Remove-Item -Force -ErrorAction Ignore
 }
 
 # ---------------------------------------------------------------- programs
 
 $MemTarget = Join-Path $BuildDirectory 'memtarget'
+$MemTree = Join-Path $BuildDirectory 'memtree'
 $RawCopy = Join-Path $BuildDirectory 'rawcopy'
 
 function Build-Programs {
     New-Item -ItemType Directory -Force $BuildDirectory | Out-Null
     Invoke-Checked gcc @('-O2', '-Wall', '-pthread', '-o', $MemTarget, (Join-Path $PSScriptRoot 'memtarget.c')) | Out-Null
     Invoke-Checked gcc @('-O2', '-Wall', '-o', $RawCopy, (Join-Path $PSScriptRoot 'rawcopy.c')) | Out-Null
+    Invoke-Checked gcc @('-O2', '-Wall', '-o', $MemTree, (Join-Path $PSScriptRoot 'memtree.c')) | Out-Null
 }
 
 function Start-MemTarget([int] $TouchedMiB, [int] $MappedMiB = $TouchedMiB, [string] $CheckFile, [int] $ThreadCount = $Threads) {
@@ -213,6 +242,21 @@ function Start-MemTarget([int] $TouchedMiB, [int] $MappedMiB = $TouchedMiB, [str
     }
     [void]$script:Started.Add($target.Pid)
     $target
+}
+
+# A detached memtree: Pid is its root (what Invoke-CrCheckpoint is given), Pids the whole tree, root first.
+function Start-MemTree([int] $Processes, [int] $EachMiB, [string] $CheckPrefix) {
+    $line = "$(Invoke-Checked $MemTree @('-D', '-n', "$Processes", '-m', "$EachMiB", '-c', $CheckPrefix))".Trim()
+    if ($line -notmatch '^READY (\d+(?: \d+)*)$') { throw "memtree said: $line" }
+    $pids = [int[]]@($Matches[1] -split ' ')
+    foreach ($p in $pids) { [void]$script:Started.Add($p) }
+    if ($pids.Count -ne $Processes) { throw "memtree started $($pids.Count) processes instead of $Processes" }
+    [pscustomobject]@{ Pid = $pids[0]; Pids = $pids; Processes = $Processes; EachMiB = $EachMiB; CheckPrefix = $CheckPrefix }
+}
+
+# Kills a tree, the root first: its children then belong to this process (a child subreaper), which reaps them.
+function Stop-BenchTree([int[]] $Pids) {
+    foreach ($p in $Pids) { Stop-BenchProcess $p }
 }
 
 # ---------------------------------------------------------------- measurements
@@ -577,6 +621,153 @@ function Invoke-ThreadComparison {
     }
 }
 
+# Asks every process of a (restored) memtree to hash its memory: SIGUSR1 to the root, which passes it on.
+# 'OK' when each of them answered that its memory is what it was; otherwise the first problem.
+function Test-TreeMemory([int[]] $Pids, [string] $CheckPrefix) {
+    foreach ($p in $Pids) { Remove-WorkFile "$CheckPrefix-$p.txt" }
+    if ([CrBench.Native]::kill($Pids[0], $SIGUSR1) -ne 0) { return "no process $($Pids[0])" }
+    $deadline = [DateTime]::UtcNow.AddSeconds(30)
+    $pending = [Collections.Generic.List[int]]::new([int[]]$Pids)
+    while ($pending.Count -and [DateTime]::UtcNow -lt $deadline) {
+        foreach ($p in @($pending)) {
+            $file = "$CheckPrefix-$p.txt"
+            if (-not (Test-Path -LiteralPath $file)) {
+                if (-not (Test-Alive $p)) { return "process $p died" }
+                continue
+            }
+            $answer = (Get-Content -Raw -LiteralPath $file).Trim()
+            Remove-WorkFile $file
+            if ($answer -notmatch "^OK $p [0-9a-f]{16}$") { return $answer }
+            [void]$pending.Remove($p)
+        }
+        if ($pending.Count) { Start-Sleep -Milliseconds 5 }
+    }
+    if ($pending.Count) { return "no answer within 30 s from $($pending -join ', ')" }
+    'OK'
+}
+
+# Invoke-CrRestart of a memtree image, timed around the cmdlet; then the memory of every process is
+# verified and the whole tree killed (root first), so that the next round gets the same pids.
+function Measure-TreeRestart($Tree, [string] $File) {
+    $clock = [Diagnostics.Stopwatch]::StartNew()
+    $result = Invoke-CrRestart -Path $File -ErrorAction Stop
+    $clock.Stop()
+    $pids = @($result.ProcessIds | ForEach-Object { [int]$_ })
+    foreach ($p in $pids) { [void]$script:Started.Add($p) }
+    try {
+        $check = if ($pids.Count -ne $Tree.Processes) { "$($pids.Count) processes restarted instead of $($Tree.Processes)" }
+                 elseif ($pids[0] -ne $Tree.Pid) { "the first restarted process is $($pids[0]), not the root $($Tree.Pid)" }
+                 else { Test-TreeMemory $pids $Tree.CheckPrefix }
+    }
+    finally {
+        Stop-BenchTree $pids
+    }
+    [pscustomobject]@{
+        Seconds       = $clock.Elapsed.TotalSeconds
+        EngineSeconds = $result.Duration.TotalSeconds
+        Verified      = $check
+        Messages      = @($result.Messages)
+    }
+}
+
+# A tree of TreeProcesses x TreeMiB against one process of the same total memory, same run: checkpoint
+# rounds, then restart rounds, alternating between the two.
+function Invoke-TreeComparison {
+    $singleMiB = $TreeProcesses * $TreeMiB
+    $kinds = @('single', 'tree')
+    $rounds = Get-RoundCount $singleMiB
+    $targets = @{}; $files = @{}
+    $checkpoints = @{}; $restarts = @{}; $coldCheckpoint = @{}; $coldRestart = @{}
+    foreach ($k in $kinds) {
+        $checkpoints[$k] = [Collections.Generic.List[object]]::new()
+        $restarts[$k] = [Collections.Generic.List[object]]::new()
+    }
+    $measureRestart = @{
+        single = { param($file) Measure-EngineRestart $targets.single $file }
+        tree   = { param($file) Measure-TreeRestart $targets.tree $file }
+    }
+    try {
+        $targets.single = Start-MemTarget -TouchedMiB $singleMiB -CheckFile (Join-Path $WorkDirectory 'tree-check-single.txt') -ThreadCount 1
+        $targets.tree = Start-MemTree -Processes $TreeProcesses -EachMiB $TreeMiB -CheckPrefix (Join-Path $WorkDirectory 'tree-check')
+        foreach ($k in $kinds) { $files[$k] = Join-Path $WorkDirectory "tree-$k.ctx" }
+        Write-Host ("  targets: {0} (one process, {1} MiB), {2} (root of {3} processes, {4} MiB each)" -f $targets.single.Pid, $singleMiB, $targets.tree.Pid, $TreeProcesses, $TreeMiB)
+        # Warm-up round of each, reported apart.
+        foreach ($k in $kinds) { $coldCheckpoint[$k] = Measure-EngineCheckpoint $targets[$k] $files[$k]; Remove-WorkFile $files[$k] }
+        for ($r = 1; $r -le $rounds; $r++) {
+            $order = if ($r % 2) { $kinds } else { @($kinds[1], $kinds[0]) }
+            foreach ($k in $order) {
+                $checkpoints[$k].Add((Measure-EngineCheckpoint $targets[$k] $files[$k]))
+                Remove-WorkFile $files[$k]
+            }
+            Write-Host ("    checkpoint round {0}/{1}: one process {2} s, tree {3} s" -f $r, $rounds,
+                (Format-Number $checkpoints.single[-1].Seconds), (Format-Number $checkpoints.tree[-1].Seconds))
+        }
+        if (-not $NoRestart -and (Get-Command Invoke-CrRestart -ErrorAction Ignore)) {
+            foreach ($k in $kinds) {
+                $files[$k] = Join-Path $WorkDirectory "tree-restart-$k.ctx"
+                $null = Measure-EngineCheckpoint $targets[$k] $files[$k] -Kill
+            }
+            # Killed by -Kill; reap them (root first) so that their pids are free again.
+            Stop-BenchProcess $targets.single.Pid
+            Stop-BenchTree $targets.tree.Pids
+            foreach ($k in $kinds) { $coldRestart[$k] = & $measureRestart[$k] $files[$k] }
+            for ($r = 1; $r -le $rounds; $r++) {
+                $order = if ($r % 2) { $kinds } else { @($kinds[1], $kinds[0]) }
+                foreach ($k in $order) { $restarts[$k].Add((& $measureRestart[$k] $files[$k])) }
+                Write-Host ("    restart round {0}/{1}: one process {2} s ({3}), tree {4} s ({5})" -f $r, $rounds,
+                    (Format-Number $restarts.single[-1].Seconds), $restarts.single[-1].Verified,
+                    (Format-Number $restarts.tree[-1].Seconds), $restarts.tree[-1].Verified)
+            }
+        }
+    }
+    finally {
+        if ($targets.single -and $script:Started.Contains($targets.single.Pid)) { Stop-BenchProcess $targets.single.Pid }
+        if ($targets.tree) { Stop-BenchTree @($targets.tree.Pids | Where-Object { $script:Started.Contains($_) }) }
+        foreach ($k in $kinds) {
+            Remove-WorkFile (Join-Path $WorkDirectory "tree-$k.ctx")
+            Remove-WorkFile (Join-Path $WorkDirectory "tree-restart-$k.ctx")
+        }
+        Get-ChildItem -LiteralPath $WorkDirectory -Force -File -ErrorAction Ignore |
+            Where-Object Name -match '^tree-check-(single|\d+)\.txt(\.tmp)?$' | Remove-Item -Force -ErrorAction Ignore
+    }
+    $rows = foreach ($k in $kinds) {
+        $all = @($coldRestart[$k]) + @($restarts[$k]) | Where-Object { $null -ne $_ }
+        [pscustomobject]@{
+            Target                = $k
+            Processes             = if ($k -eq 'tree') { $TreeProcesses } else { 1 }
+            MiBEach               = if ($k -eq 'tree') { $TreeMiB } else { $singleMiB }
+            Rounds                = $rounds
+            CheckpointSeconds     = Get-Median ($checkpoints[$k] | ForEach-Object Seconds)
+            CheckpointBestSeconds = Get-Min ($checkpoints[$k] | ForEach-Object Seconds)
+            CheckpointColdSeconds = $coldCheckpoint[$k].Seconds
+            SetupSeconds          = Get-Median ($checkpoints[$k] | ForEach-Object SetupSeconds)
+            FrozenSeconds         = Get-Median ($checkpoints[$k] | ForEach-Object FrozenSeconds)
+            ImageMiB              = (Get-Median ($checkpoints[$k] | ForEach-Object Bytes)) / $MiB
+            PeakGrowthMiB         = Get-Max ($checkpoints[$k] | ForEach-Object PeakGrowthMiB)
+            RestartSeconds        = if ($restarts[$k].Count) { Get-Median ($restarts[$k] | ForEach-Object Seconds) } else { [double]::NaN }
+            RestartBestSeconds    = if ($restarts[$k].Count) { Get-Min ($restarts[$k] | ForEach-Object Seconds) } else { [double]::NaN }
+            RestartColdSeconds    = if ($coldRestart[$k]) { $coldRestart[$k].Seconds } else { [double]::NaN }
+            Verified              = $restarts[$k].Count -gt 0 -and @($all | Where-Object Verified -ne 'OK').Count -eq 0
+            Failures              = @($all | Where-Object Verified -ne 'OK' | ForEach-Object Verified)
+            CheckpointSamples     = @($checkpoints[$k] | ForEach-Object Seconds)
+            RestartSamples        = @($restarts[$k] | ForEach-Object Seconds)
+            CheckpointMessages    = @($checkpoints[$k] | Select-Object -Last 1 | ForEach-Object Messages)
+            RestartMessages       = @($restarts[$k] | Select-Object -Last 1 | ForEach-Object Messages)
+        }
+    }
+    $one = $rows | Where-Object Target -eq 'single'
+    $tree = $rows | Where-Object Target -eq 'tree'
+    [pscustomobject]@{
+        Processes       = $TreeProcesses
+        MiBEach         = $TreeMiB
+        SingleMiB       = $singleMiB
+        Rows            = @($rows)
+        CheckpointRatio = $tree.CheckpointSeconds / $one.CheckpointSeconds
+        RestartRatio    = $tree.RestartSeconds / $one.RestartSeconds
+        Restarted       = $restarts.single.Count -gt 0
+    }
+}
+
 # ---------------------------------------------------------------- report
 
 function Format-MarkdownTable([string[]] $Header, [object[]] $Rows, [int] $TextColumns = 0) {
@@ -611,6 +802,7 @@ $jit = $null
 $restarts = @()
 $restartNote = $null
 $threadComparison = $null
+$treeComparison = $null
 $errors = [Collections.Generic.List[string]]::new()
 
 try {
@@ -626,7 +818,7 @@ try {
     $subreaper = [CrBench.Native]::prctl($PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) -eq 0
     if (-not (Reset-PeakRss)) { Write-Warning 'cannot reset the peak RSS (/proc/self/clear_refs): peak memory growth is not measured' }
 
-    if (-not $ThreadComparisonOnly) {
+    if (-not $OneSectionOnly) {
         Write-Host 'Warm-up: eight checkpoints of 64 MiB (-NoSync)'
         try { $jit = Invoke-JitWarmup }
         catch { $errors.Add("warm-up: $_"); Write-Warning "warm-up failed: $_" }
@@ -638,7 +830,7 @@ try {
         }
     }
 
-    if (-not $NoSparse -and -not $ThreadComparisonOnly) {
+    if (-not $NoSparse -and -not $OneSectionOnly) {
         Write-Host "Sparse: $SparseMappedMiB MiB mapped, $SparseTouchedMiB MiB touched"
         try { $sparse = Invoke-SparseBenchmark }
         catch { $errors.Add("sparse: $_"); Write-Warning "sparse case failed: $_" }
@@ -649,6 +841,9 @@ try {
     }
     elseif ($ThreadComparisonOnly) {
         $restartNote = 'restart section skipped (-ThreadComparisonOnly)'
+    }
+    elseif ($TreeComparisonOnly) {
+        $restartNote = 'restart section skipped (-TreeComparisonOnly)'
     }
     elseif (-not (Get-Command Invoke-CrRestart -ErrorAction Ignore)) {
         $restartNote = 'restart section skipped: this build of the module has no Invoke-CrRestart yet'
@@ -661,10 +856,16 @@ try {
         }
     }
 
-    if (-not $NoThreadComparison) {
+    if (-not $NoThreadComparison -and -not $TreeComparisonOnly) {
         Write-Host "Threads: $ThreadCompareThreads threads against 1, $ThreadCompareMiB MiB each, checkpoint and restart rounds alternating"
         try { $threadComparison = Invoke-ThreadComparison }
         catch { $errors.Add("threads: $_"); Write-Warning "thread comparison failed: $_" }
+    }
+
+    if (-not $NoTreeComparison -and -not $ThreadComparisonOnly) {
+        Write-Host "Tree: $TreeProcesses processes of $TreeMiB MiB against one process of $($TreeProcesses * $TreeMiB) MiB, checkpoint and restart rounds alternating"
+        try { $treeComparison = Invoke-TreeComparison }
+        catch { $errors.Add("tree: $_"); Write-Warning "tree comparison failed: $_" }
     }
 }
 finally {
@@ -687,7 +888,7 @@ $md.Add(('{0:u}, commit {1}, kernel {2}, {3} x {4}, {5} GiB; {6} thread(s) per t
     ([IO.File]::ReadAllText('/proc/sys/kernel/osrelease').Trim()), [Environment]::ProcessorCount, $cpu,
     $memTotalGiB, $Threads))
 $md.Add('')
-if (-not $ThreadComparisonOnly) {
+if (-not $OneSectionOnly) {
     $md.Add('## Checkpoint')
     $md.Add('')
     if ($jit) {
@@ -767,6 +968,28 @@ if ($threadComparison) {
     $md.Add('')
 }
 
+if ($treeComparison) {
+    $tr = $treeComparison
+    $md.Add('## Tree')
+    $md.Add('')
+    $md.Add(('A tree of {0} processes with {1} MiB of dirty memory each (memtree: a root and its children, each filling memory of its own after the fork) against one process with {2} MiB (memtarget), alive side by side; rounds alternate between them. Medians of {3} rounds; "warm-up s" is the round before them. Checkpoint of the root (the whole tree, one context file) with fsync; restart s is the wall time of Invoke-CrRestart, the memory of every process then verified through SIGUSR1.' -f
+            $tr.Processes, $tr.MiBEach, $tr.SingleMiB, $tr.Rows[0].Rounds))
+    $md.Add('')
+    $rows = [Collections.Generic.List[object]]::new()
+    foreach ($r in $tr.Rows) {
+        $rows.Add(@("$(if ($r.Target -eq 'tree') { "tree, $($r.Processes) x $($r.MiBEach) MiB" } else { "1 process, $($r.MiBEach) MiB" })", "$($r.Rounds)",
+                (Format-Number $r.CheckpointSeconds), (Format-Number $r.CheckpointBestSeconds), (Format-Number $r.CheckpointColdSeconds),
+                (Format-Number ($r.SetupSeconds * 1000) 'F1'), (Format-Number $r.FrozenSeconds), (Format-Number $r.ImageMiB 'F2'),
+                (Format-Number $r.PeakGrowthMiB 'F1'), (Format-Number $r.RestartSeconds), (Format-Number $r.RestartBestSeconds),
+                (Format-Number $r.RestartColdSeconds), $(if (-not $tr.Restarted) { 'n/a' } elseif ($r.Verified) { 'yes' } else { 'NO' })))
+    }
+    $rows.Add(@('tree/single', '', (Format-Number $tr.CheckpointRatio 'F2'), (Format-Number ($tr.Rows[1].CheckpointBestSeconds / $tr.Rows[0].CheckpointBestSeconds) 'F2'),
+            '', '', (Format-Number ($tr.Rows[1].FrozenSeconds / $tr.Rows[0].FrozenSeconds) 'F2'), '', '', (Format-Number $tr.RestartRatio 'F2'),
+            (Format-Number ($tr.Rows[1].RestartBestSeconds / $tr.Rows[0].RestartBestSeconds) 'F2'), '', ''))
+    foreach ($l in (Format-MarkdownTable @('target', 'rounds', 'checkpoint s', 'best s', 'warm-up s', 'setup ms', 'frozen s', 'image MiB', 'peak growth MiB', 'restart s', 'best s', 'warm-up s', 'verified') $rows 1)) { $md.Add($l) }
+    $md.Add('')
+}
+
 $md.Add('## Targets')
 $md.Add('')
 $targets = [Collections.Generic.List[object]]::new()
@@ -774,7 +997,7 @@ function Add-Target([string] $Name, $Met, [string] $Measured) {
     $verdict = if ($null -eq $Met) { 'n/a' } else { Get-Verdict $Met }
     $targets.Add([pscustomobject]@{ Target = $Name; Verdict = $verdict; Measured = $Measured })
 }
-if (-not $ThreadComparisonOnly) {
+if (-not $OneSectionOnly) {
     $big = $checkpoints | Where-Object SizeMiB -eq 1024
     if ($big) { Add-Target 'checkpoint 1024 MiB within 1.2x the raw limit' ($big.Ratio -le 1.2) "median $(Format-Number $big.Ratio 'F2')x (best rounds $(Format-Number ($big.BestSeconds / $big.RawBestSeconds) 'F2')x)" }
     else { Add-Target 'checkpoint 1024 MiB within 1.2x the raw limit' $null 'not measured' }
@@ -808,8 +1031,21 @@ if ($threadComparison) {
     }
     else { Add-Target "restart of $($tc.Threads) threads within 1.2x of 1 thread ($($tc.MiB) MiB)" $null 'restart not measured' }
 }
-elseif (-not $NoThreadComparison) {
+elseif (-not $NoThreadComparison -and -not $TreeComparisonOnly) {
     Add-Target "checkpoint and restart of $ThreadCompareThreads threads within 1.2x of 1 thread" $null 'not measured (see Errors)'
+}
+if ($treeComparison) {
+    $tr = $treeComparison
+    $name = "$($tr.Processes) processes x $($tr.MiBEach) MiB within 1.3x of 1 process x $($tr.SingleMiB) MiB"
+    Add-Target "checkpoint of a tree of $name" ($tr.CheckpointRatio -le 1.3) "median $(Format-Number $tr.CheckpointRatio 'F2')x ($(Format-Number ($tr.Rows[1].CheckpointSeconds * 1000) 'F1') ms against $(Format-Number ($tr.Rows[0].CheckpointSeconds * 1000) 'F1') ms)"
+    if ($tr.Restarted) {
+        $verified = @($tr.Rows | Where-Object { -not $_.Verified }).Count -eq 0
+        Add-Target "restart of a tree of $name" ($tr.RestartRatio -le 1.3 -and $verified) "median $(Format-Number $tr.RestartRatio 'F2')x ($(Format-Number ($tr.Rows[1].RestartSeconds * 1000) 'F1') ms against $(Format-Number ($tr.Rows[0].RestartSeconds * 1000) 'F1') ms)$(if (-not $verified) { ', memory NOT verified' })"
+    }
+    else { Add-Target "restart of a tree of $name" $null 'restart not measured' }
+}
+elseif (-not $NoTreeComparison -and -not $ThreadComparisonOnly) {
+    Add-Target "checkpoint and restart of a tree of $TreeProcesses processes x $TreeMiB MiB within 1.3x of 1 process" $null 'not measured (see Errors)'
 }
 $rows = [Collections.Generic.List[object]]::new()
 foreach ($t in $targets) { $rows.Add(@($t.Target, $t.Verdict, $t.Measured)) }
@@ -836,6 +1072,7 @@ $md -join "`n" | Set-Content -LiteralPath (Join-Path $ResultsDirectory 'latest.m
     Restarts    = @($restarts)
     RestartNote = $restartNote
     ThreadComparison = $threadComparison
+    TreeComparison = $treeComparison
     Targets     = @($targets)
     Errors      = @($errors)
 } | ConvertTo-Json -Depth 6 | Set-Content -LiteralPath (Join-Path $ResultsDirectory 'latest.json') -Encoding utf8NoBOM
