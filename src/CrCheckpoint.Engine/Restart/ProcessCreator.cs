@@ -24,27 +24,9 @@ public static unsafe class ProcessCreator
             stubTracee = Tracee.Seize(stub, stub, PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL);
             stubTracee.UseSyscallInstructionAt(SyscallInstruction.Find(stub, ProcMaps.Read(stub)));
 
-            // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
-            // tls, set_tid, set_tid_size, cgroup. exit_signal must be 0 with CLONE_PARENT.
-            var args = new ulong[11];
-            args[0] = CLONE_PARENT;
-            var scratch = stubTracee.Scratch;
-            if (pid is { } wanted)
-            {
-                stubTracee.WriteScratch(BitConverter.GetBytes(wanted), 128);
-                args[8] = scratch + 128;
-                args[9] = 1;
-            }
-            stubTracee.WriteScratch(MemoryMarshal.AsBytes(args.AsSpan()));
-            var child = stubTracee.Syscall(Syscalls.clone3, (long)scratch, args.Length * 8);
-            if (child < 0)
-            {
-                throw -child == (int)Errno.EEXIST
-                    ? new RestartException(RestartFailure.PidInUse,
-                        $"process id {pid} is in use by another process. Use -NoRestorePid to restart with a new process id.", pid?.ToString())
-                    : new NativeException("clone3 in the restart stub", (int)-child);
-            }
-            var tracee = Tracee.Adopt((int)child, (int)child);
+            // exit_signal must be 0 with CLONE_PARENT.
+            var child = RemoteClone(stubTracee, CLONE_PARENT, 0, pid, "process");
+            var tracee = Tracee.Adopt(child, child);
             tracee.UseSyscallInstructionAt(stubTracee.SyscallInstructionAddress);
             log.Add($"created process {child}{(pid is null ? "" : " with its original id")}");
             return tracee;
@@ -70,10 +52,26 @@ public static unsafe class ProcessCreator
     /// </summary>
     public static Tracee CreateChild(Tracee parent, int? pid)
     {
+        var created = RemoteClone(parent, 0, SIGCHLD, pid, "process");
+        var child = Tracee.Adopt(created, created);
+        child.UseSyscallInstructionAt(parent.SyscallInstructionAddress);
+        child.OwnScratchCopyAt(parent.Scratch);
+        return child;
+    }
+
+    /// <summary>
+    /// A remote clone3 in <paramref name="parent"/>, with set_tid when an id is asked for. struct
+    /// clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+    /// set_tid, set_tid_size, cgroup; the stack stays 0, for the new task never runs before its
+    /// registers are replaced.
+    /// </summary>
+    private static int RemoteClone(Tracee parent, ulong flags, ulong exitSignal, int? id, string what)
+    {
         var args = new ulong[11];
-        args[4] = SIGCHLD;
+        args[0] = flags;
+        args[4] = exitSignal;
         var scratch = parent.Scratch;
-        if (pid is { } wanted)
+        if (id is { } wanted)
         {
             parent.WriteScratch(BitConverter.GetBytes(wanted), 128);
             args[8] = scratch + 128;
@@ -81,17 +79,11 @@ public static unsafe class ProcessCreator
         }
         parent.WriteScratch(MemoryMarshal.AsBytes(args.AsSpan()));
         var created = parent.Syscall(Syscalls.clone3, (long)scratch, args.Length * 8);
-        if (created < 0)
-        {
-            throw -created == (int)Errno.EEXIST
-                ? new RestartException(RestartFailure.PidInUse,
-                    $"process id {pid} is in use by another process. Use -NoRestorePid to restart with new process ids.", pid?.ToString())
-                : new NativeException("clone3 of a child process", (int)-created);
-        }
-        var child = Tracee.Adopt((int)created, (int)created);
-        child.UseSyscallInstructionAt(parent.SyscallInstructionAddress);
-        child.OwnScratchCopyAt(scratch);
-        return child;
+        if (created >= 0) return (int)created;
+        throw -created == (int)Errno.EEXIST
+            ? new RestartException(RestartFailure.PidInUse,
+                $"{what} id {id} is in use by another process. Use -NoRestorePid to restart with new ids.", id?.ToString())
+            : new NativeException($"clone3 of a {what}", (int)-created);
     }
 
     /// <summary>
@@ -127,71 +119,16 @@ public static unsafe class ProcessCreator
     /// </summary>
     public static Tracee CreateThread(Tracee leader, int? tid)
     {
-        var args = new ulong[11];
-        args[0] = ThreadFlags;
-        var scratch = leader.Scratch;
-        if (tid is { } wanted)
-        {
-            leader.WriteScratch(BitConverter.GetBytes(wanted), 128);
-            args[8] = scratch + 128;
-            args[9] = 1;
-        }
-        leader.WriteScratch(MemoryMarshal.AsBytes(args.AsSpan()));
-        var created = leader.Syscall(Syscalls.clone3, (long)scratch, args.Length * 8);
-        if (created < 0)
-        {
-            throw -created == (int)Errno.EEXIST
-                ? new RestartException(RestartFailure.PidInUse,
-                    $"thread id {tid} is in use by another process. Use -NoRestorePid to restart with new ids.", tid?.ToString())
-                : new NativeException("clone3 of a thread", (int)-created);
-        }
-        var thread = Tracee.Adopt(leader.Pid, (int)created);
+        var created = RemoteClone(leader, ThreadFlags, 0, tid, "thread");
+        var thread = Tracee.Adopt(leader.Pid, created);
         thread.ShareRemoteStateOf(leader);
         return thread;
     }
 
-    /// <summary>posix_spawn with a clean signal state and /dev/null for 0-2; no rseq, so nothing to undo.</summary>
-    private static int SpawnStub()
-    {
-        var attr = NativeMemory.AllocZeroed(SpawnAttrSize);
-        var actions = NativeMemory.AllocZeroed(SpawnFileActionsSize);
-        var sigset = (byte*)NativeMemory.AllocZeroed(SigSetSize);
-        var argv = new[] { "sleep", "1000000" };
-        var envp = new[] { "GLIBC_TUNABLES=glibc.pthread.rseq=0", "PATH=/usr/bin:/bin" };
-        var strings = new List<nint>();
-        try
-        {
-            posix_spawnattr_init(attr);
-            posix_spawnattr_setsigmask(attr, sigset);
-            new Span<byte>(sigset, SigSetSize).Fill(0xff);
-            posix_spawnattr_setsigdefault(attr, sigset);
-            posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-            posix_spawn_file_actions_init(actions);
-            for (var fd = 0; fd < 3; fd++)
-                posix_spawn_file_actions_addopen(actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
-
-            var argvPtrs = stackalloc nint[argv.Length + 1];
-            var envPtrs = stackalloc nint[envp.Length + 1];
-            for (var i = 0; i < argv.Length; i++) strings.Add(argvPtrs[i] = Marshal.StringToCoTaskMemUTF8(argv[i]));
-            for (var i = 0; i < envp.Length; i++) strings.Add(envPtrs[i] = Marshal.StringToCoTaskMemUTF8(envp[i]));
-            argvPtrs[argv.Length] = 0;
-            envPtrs[envp.Length] = 0;
-
-            int pid;
-            var err = posix_spawn(&pid, StubProgram, actions, attr, argvPtrs, envPtrs);
-            if (err != 0) throw new NativeException($"posix_spawn {StubProgram}", err);
-            return pid;
-        }
-        finally
-        {
-            posix_spawn_file_actions_destroy(actions);
-            posix_spawnattr_destroy(attr);
-            NativeMemory.Free(attr);
-            NativeMemory.Free(actions);
-            NativeMemory.Free(sigset);
-            foreach (var s in strings) Marshal.FreeCoTaskMem(s);
-        }
-    }
+    /// <summary>The stub: any program that sleeps; /dev/null for 0-2; no rseq, so nothing to undo.</summary>
+    private static int SpawnStub() =>
+        ProcessSpawner.Spawn(StubProgram, ["sleep", "1000000"], ["GLIBC_TUNABLES=glibc.pthread.rseq=0", "PATH=/usr/bin:/bin"],
+            new SpawnStreams("/dev/null", "/dev/null", "/dev/null"));
 
     /// <summary>
     /// Waits (bounded) for a pid whose previous owner was just killed: until its zombie is reaped,

@@ -15,61 +15,25 @@ public static unsafe class ProgramRunner
 {
     public static RunResult Start(RunRequest request)
     {
-        var attr = NativeMemory.AllocZeroed(SpawnAttrSize);
-        var actions = NativeMemory.AllocZeroed(SpawnFileActionsSize);
-        var sigset = (byte*)NativeMemory.AllocZeroed(SigSetSize);
-        var strings = new List<nint>();
+        var output = O_WRONLY | O_CREAT | (request.AppendOutput ? O_APPEND : O_TRUNC);
+        var environment = System.Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+            .ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+        foreach (var (k, v) in request.EnvironmentVariables) environment[k] = v;
+        int pid;
         try
         {
-            posix_spawnattr_init(attr);
-            posix_spawnattr_setsigmask(attr, sigset);
-            new Span<byte>(sigset, SigSetSize).Fill(0xff);
-            posix_spawnattr_setsigdefault(attr, sigset);
-            var flags = (short)(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (request.NewSession ? POSIX_SPAWN_SETSID : 0));
-            posix_spawnattr_setflags(attr, flags);
-            posix_spawn_file_actions_init(actions);
-            var output = O_WRONLY | O_CREAT | (request.AppendOutput ? O_APPEND : O_TRUNC);
-            posix_spawn_file_actions_addopen(actions, 0, request.StandardInput ?? "/dev/null", O_RDONLY, 0);
-            posix_spawn_file_actions_addopen(actions, 1, request.StandardOutput ?? "/dev/null", request.StandardOutput is null ? O_WRONLY : output, 0x1a4);
-            posix_spawn_file_actions_addopen(actions, 2, request.StandardError ?? "/dev/null", request.StandardError is null ? O_WRONLY : output, 0x1a4);
-            posix_spawn_file_actions_addchdir_np(actions, request.WorkingDirectory);
-
-            var argv = new[] { request.FilePath }.Concat(request.Arguments).ToArray();
-            var environment = System.Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
-                .ToDictionary(e => (string)e.Key, e => (string?)e.Value);
-            foreach (var (k, v) in request.EnvironmentVariables) environment[k] = v;
-            var envp = environment.Where(e => e.Value is not null).Select(e => $"{e.Key}={e.Value}").ToArray();
-
-            var argvPtrs = (nint*)NativeMemory.AllocZeroed((nuint)((argv.Length + 1) * sizeof(nint)));
-            var envPtrs = (nint*)NativeMemory.AllocZeroed((nuint)((envp.Length + 1) * sizeof(nint)));
-            try
-            {
-                for (var i = 0; i < argv.Length; i++) strings.Add(argvPtrs[i] = Marshal.StringToCoTaskMemUTF8(argv[i]));
-                for (var i = 0; i < envp.Length; i++) strings.Add(envPtrs[i] = Marshal.StringToCoTaskMemUTF8(envp[i]));
-                int pid;
-                var err = request.FilePath.Contains('/')
-                    ? posix_spawn(&pid, request.FilePath, actions, attr, argvPtrs, envPtrs)
-                    : posix_spawnp(&pid, request.FilePath, actions, attr, argvPtrs, envPtrs);
-                if (err != 0)
-                    throw new FileNotFoundException($"cannot start {request.FilePath}: {Marshal.GetPInvokeErrorMessage(err)}.", request.FilePath);
-                var watcher = new ChildWatcher(pid);
-                return new RunResult(pid, request.FilePath, request.Arguments.ToArray(), watcher);
-            }
-            finally
-            {
-                NativeMemory.Free(argvPtrs);
-                NativeMemory.Free(envPtrs);
-            }
+            // /dev/null opened O_WRONLY|O_CREAT|O_TRUNC is still /dev/null.
+            pid = ProcessSpawner.Spawn(request.FilePath, [request.FilePath, .. request.Arguments],
+                environment.Where(e => e.Value is not null).Select(e => $"{e.Key}={e.Value}").ToArray(),
+                new SpawnStreams(request.StandardInput ?? "/dev/null", request.StandardOutput ?? "/dev/null",
+                    request.StandardError ?? "/dev/null", output),
+                request.WorkingDirectory, request.NewSession);
         }
-        finally
+        catch (NativeException e)
         {
-            posix_spawn_file_actions_destroy(actions);
-            posix_spawnattr_destroy(attr);
-            NativeMemory.Free(attr);
-            NativeMemory.Free(actions);
-            NativeMemory.Free(sigset);
-            foreach (var s in strings) Marshal.FreeCoTaskMem(s);
+            throw new FileNotFoundException($"cannot start {request.FilePath}: {Marshal.GetPInvokeErrorMessage((int)e.Errno)}.", request.FilePath, e);
         }
+        return new RunResult(pid, request.FilePath, request.Arguments.ToArray(), new ChildWatcher(pid));
     }
 }
 
