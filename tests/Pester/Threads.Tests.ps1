@@ -460,14 +460,12 @@ Describe 'Threads born and dying all the time, some during the freeze (threads_s
         Stop-AllTestPrograms
     }
 
-    It 'checkpoints it 40 times in a row while 4 threads create and join threads without a pause; each context holds the lasting threads, and it carries on (engine bug: a thread born during the freeze is refused as already traced, or the freeze waits forever; Tracee.Seize/Freeze)' {
+    It 'checkpoints it 40 times in a row while 4 threads create and join threads without a pause; each context holds the lasting threads, and it carries on (engine bug: a thread exiting during the freeze makes PTRACE_SEIZE fail with EPERM, reported as already traced; Tracee.Seize)' {
         # Without a pause the spawners are often inside clone() when they are frozen: their new threads are
-        # born during the freeze, already attached to the engine (PTRACE_O_TRACECLONE). Two engine bugs show here
-        # (Tracing/Tracee.cs): IsTracedByUs compares /proc/TID/status TracerPid, the id of the tracing *thread*,
-        # with the process id, so such a thread is refused ("cannot trace process N: it is already being traced");
-        # and Freeze, when the first stop after PTRACE_INTERRUPT is a PTRACE_EVENT_CLONE (or a signal) stop,
-        # resumes the thread expecting the interrupt to stop it next, but any ptrace stop consumes a pending
-        # interrupt, so waitpid waits forever (the watchdog then kills the program).
+        # born during the freeze, already attached to the engine (PTRACE_O_TRACECLONE); and short-lived threads
+        # end all the time. PTRACE_SEIZE of a thread that is exiting (exit_state set, not yet released) fails
+        # with EPERM, which Tracing/Tracee.cs Seize reports as "cannot trace process N: it is already being
+        # traced" instead of a thread gone (TraceeGoneException, which FrozenProcess.Freeze skips).
         $program = Start-TestProgram threads_spawn '4', '0'
         $lasting = Get-LastingThreads $program
         $lasting | Should -HaveCount 5
