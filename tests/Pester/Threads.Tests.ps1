@@ -533,7 +533,7 @@ Describe 'The address space''s membarrier registration, which the .NET runtime n
         $before.registrations | Should -Be '16'
     }
 
-    It 'keeps it after restart: membarrier(PRIVATE_EXPEDITED) still succeeds in the restarted process (engine bug: the registration is not saved nor restored)' {
+    It 'keeps it after restart: membarrier(PRIVATE_EXPEDITED) still succeeds in the restarted process' {
         $after.registrations | Should -Be $before.registrations -Because 'MEMBARRIER_CMD_GET_REGISTRATIONS shows what the process registered'
         $after.expedited | Should -Be '0' -Because 'a registered process may issue private expedited barriers (-1 is EPERM: not registered)'
     }

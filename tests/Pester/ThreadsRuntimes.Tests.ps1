@@ -215,10 +215,10 @@ Describe '.NET console program (dotnet-counter) keeps counting in several thread
             Stop-TestProgram $program
         }
 
-        # The runtime registered for private expedited membarrier at start; the restarted process has lost the
-        # registration (see threads_membarrier in Threads.Tests.ps1), so its first collection dies with
+        # The runtime registered for private expedited membarrier at start; a restarted process without the
+        # registration (see threads_membarrier in Threads.Tests.ps1) dies at its first collection with
         # "FATAL ERROR: Failed to flush using membarrier" (SIGABRT).
-        It 'goes on counting and collecting after each restart (the collector suspends every thread) (engine bug: the membarrier registration is lost)' {
+        It 'goes on counting and collecting after each restart (the collector suspends every thread)' {
             $failure | Should -BeNullOrEmpty -Because "the restarted program must keep running (it failed after $($cycles.Count) complete cycle(s))"
             foreach ($c in $cycles) {
                 $c.Later.Gc | Should -BeGreaterThan $c.Before.Gc -Because "cycle $($c.Cycle): collections happened after the restart"
