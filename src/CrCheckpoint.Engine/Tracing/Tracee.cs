@@ -47,6 +47,8 @@ public sealed unsafe partial class Tracee : IDisposable
             var errno = ErrnoCheck.LastErrno;
             // A thread born while its siblings were being frozen is attached to us already (TRACECLONE).
             if (errno == (int)Errno.EPERM && IsTracedByUs(tid)) return Adopt(pid, tid);
+            // The kernel refuses to attach to a thread that is exiting: it is as good as gone.
+            if (errno == (int)Errno.EPERM && IsExiting(pid, tid)) throw new TraceeGoneException(tid, "exiting");
             throw errno switch
             {
                 (int)Errno.ESRCH => new TraceeGoneException(tid, "no such process"),
@@ -99,6 +101,20 @@ public sealed unsafe partial class Tracee : IDisposable
 
         _original = GetRegisters();
         _originalSigMask = GetSignalMask();
+    }
+
+    private static bool IsExiting(int pid, int tid)
+    {
+        const uint PF_EXITING = 0x4;
+        try
+        {
+            var stat = Proc.ProcStat.Read(pid, tid);
+            return stat.State is 'Z' or 'X' || (stat.Flags & PF_EXITING) != 0;
+        }
+        catch (IOException)
+        {
+            return true;
+        }
     }
 
     /// <summary>
