@@ -320,15 +320,10 @@ Describe 'A process group inside a session, checkpointed by -Scope Group (tree_f
     }
 }
 
-# ENGINE BUGS (reported), all four tests skipped until they are fixed:
-#  1. ProcessSelection.Resolve: a descendant listed by Descendants() that is reaped before Admit() reads its /proc files
-#     fails the whole checkpoint ("there is no process N", Checkpoint.ProcessNotFound): every one of 15 attempts fails.
-#  2. FrozenProcess.Freeze: a process of the tree that has exited (a zombie: its parent is frozen) by the time it is
-#     frozen fails the whole checkpoint with "its main thread has exited (pthread_exit)..." (Checkpoint.Unsupported).
-#  3. Checkpointer.FreezeAll: children that exit during the freeze (zombies of a frozen parent) are left out of the
-#     checkpoint (later rounds skip zombies, and only the zombies seen before the freeze are saved), so the restarted
-#     parent's waitpid fails with ECHILD ("BAD waitpid: No child processes").
-Describe 'A process forked during the freeze is caught, and the tree still restarts (tree_forker)' -Skip {
+# Regression tests of three engine bugs: a descendant reaped between listing and admitting it failed the whole
+# checkpoint; a member that became a zombie while its parent was frozen was refused; children that exited during the
+# freeze were left out, so the restarted parent's waitpid failed with ECHILD.
+Describe 'A process forked during the freeze is caught, and the tree still restarts (tree_forker)' {
     BeforeAll {
         $program = Start-TreeProgram tree_forker -ArgumentList 8000
         $roles = Get-ProgramRoles $program

@@ -65,7 +65,12 @@ public static class Checkpointer
         var pids = ProcessSelection.Resolve(request, log);
         var zombies = pids.Where(ProcessSelection.IsZombie).ToList();
         var live = pids.Except(zombies).ToList();
-        var states = live.ToDictionary(p => p, p => ProcStat.Read(p).State);
+        var states = new Dictionary<int, char>();
+        foreach (var p in live.ToList())
+        {
+            try { states[p] = ProcStat.Read(p).State; }
+            catch (IOException) when (p != request.Id) { live.Remove(p); }
+        }
 
         using var destination = request.Directory is not null ? null
             : request.Fd is { } fd ? ContextDestination.OpenDescriptor(fd)
@@ -79,7 +84,7 @@ public static class Checkpointer
         var released = false;
         try
         {
-            FreezeAll(request, live, states, tracees, log);
+            FreezeAll(request, live, states, tracees, zombies, log);
             frozen.Restart();
             pids = tracees.Select(t => t.Pid).Concat(zombies).ToList();
             log.Add($"froze {string.Join(", ", tracees.Select(t => t.Pid))}{(zombies.Count > 0 ? $"; zombies {string.Join(", ", zombies)}" : "")}");
@@ -156,7 +161,8 @@ public static class Checkpointer
     /// after each round until no new one appears: a child forked during the freeze is attached to
     /// us by PTRACE_O_TRACEFORK and is caught in the next round.
     /// </summary>
-    private static void FreezeAll(CheckpointRequest request, List<int> live, Dictionary<int, char> states, List<FrozenProcess> frozen, MessageLog log)
+    private static void FreezeAll(CheckpointRequest request, List<int> live, Dictionary<int, char> states, List<FrozenProcess> frozen,
+        List<int> zombies, MessageLog log)
     {
         const int options = Interop.PTRACE_O_TRACECLONE | Interop.PTRACE_O_TRACEFORK | Interop.PTRACE_O_TRACEVFORK;
         var pending = new List<int>(live);
@@ -168,15 +174,21 @@ public static class Checkpointer
                 {
                     frozen.Add(FrozenProcess.Freeze(pid, options));
                 }
+                catch (Exception e) when (pid != request.Id && e is TraceeGoneException or UnsupportedStateException && ProcessSelection.IsZombie(pid))
+                {
+                    // It exited while its parent was being frozen: its parent has not reaped it, so it is a zombie of the checkpoint.
+                    zombies.Add(pid);
+                }
                 catch (TraceeGoneException) when (pid != request.Id)
                 {
                     log.Add($"process {pid} exited as the checkpoint began; it is not part of it");
                 }
             }
             if (request.Scope != CheckpointScope.Tree) break;
-            var known = frozen.Select(f => f.Pid).ToHashSet();
-            pending = ProcessSelection.Descendants(request.Id)
-                .Where(p => !known.Contains(p) && !ProcessSelection.IsZombie(p)).ToList();
+            var known = frozen.Select(f => f.Pid).Concat(zombies).ToHashSet();
+            var fresh = ProcessSelection.Descendants(request.Id).Where(p => !known.Contains(p)).ToList();
+            zombies.AddRange(fresh.Where(ProcessSelection.IsZombie));
+            pending = fresh.Where(p => !zombies.Contains(p)).ToList();
             foreach (var p in pending) states[p] = 'R';
             if (pending.Count > 0) log.Add($"caught {string.Join(", ", pending)}, born during the freeze");
         }
@@ -199,7 +211,7 @@ public static class Checkpointer
         var seen = new HashSet<ulong>();
         foreach (var p in captured)
         {
-            foreach (var d in p.Files.Descriptors.Where(d => d.Kind == FileDescriptorKind.Pipe && d.Readable))
+            foreach (var d in p.Files.Descriptors.Where(d => d.Kind is FileDescriptorKind.Pipe or FileDescriptorKind.Fifo && d.Readable))
             {
                 if (!seen.Add(d.Inode)) continue;
                 pipes.Add(PipeCapture.Capture(p.Process.Pid, d.Fd, d.Inode));

@@ -42,8 +42,16 @@ public static class ProcessSelection
                 kept.Add(pid);
                 continue;
             }
-            if (Admit(pid, request, log)) kept.Add(pid);
-            else skipped.Add(pid);
+            try
+            {
+                if (Admit(pid, request, log)) kept.Add(pid);
+                else skipped.Add(pid);
+            }
+            catch (CheckpointException e) when (pid != id && e.Failure == CheckpointFailure.ProcessNotFound)
+            {
+                // A descendant that ended (and was reaped) since the tree was listed is simply not part of it.
+                log.Add($"process {pid} ended before the checkpoint; it is not part of it");
+            }
         }
         if (kept.Count == 0)
             throw new CheckpointException(CheckpointFailure.NothingToCheckpoint,

@@ -24,7 +24,7 @@ public sealed class OpenFileTable : IDisposable
     private const int F_SETFL = 4;
     private readonly Dictionary<string, SafeFileHandle> _descriptions = new();
     private readonly Dictionary<(ulong Inode, bool ReadEnd), SafeFileHandle> _pipes = new();
-    private readonly List<SafeFileHandle> _keepAlive = new();
+    private readonly Dictionary<ulong, SafeFileHandle> _fifos = new();
     private readonly Dictionary<ulong, SafeFileHandle> _sockets = new();
     private readonly ContextImage _image;
     private readonly PathRelocator _relocate;
@@ -67,7 +67,7 @@ public sealed class OpenFileTable : IDisposable
             case FileDescriptorKind.RegularFile or FileDescriptorKind.Directory or FileDescriptorKind.Device:
                 return Seek(OpenPath(_relocate.Map(d.Path), d.Flags | (d.Kind == FileDescriptorKind.Directory ? O_DIRECTORY : 0), d.Fd), d);
             case FileDescriptorKind.Fifo:
-                return OpenFifo(_relocate.Map(d.Path), d.Flags, d.Fd);
+                return OpenFifo(d, _relocate.Map(d.Path));
             case FileDescriptorKind.UnlinkedFile:
             {
                 var path = new ContextFiles(_image).Recreate(d.SavedFileKey!, d.Path);
@@ -101,12 +101,31 @@ public sealed class OpenFileTable : IDisposable
     private static SafeFileHandle Duplicate(int fd) =>
         new((nint)ErrnoCheck.Check(fcntl(fd, 1030 /* F_DUPFD_CLOEXEC */, 3), "dup"), ownsHandle: true);
 
-    /// <summary>A FIFO opened for writing fails while nobody reads it: a read-write keepalive opens the way.</summary>
-    private SafeFileHandle OpenFifo(string path, int flags, int forFd)
+    /// <summary>
+    /// A FIFO opened for writing fails while nobody reads it: a read-write keepalive opens the way.
+    /// The keepalive also puts back the bytes that were in flight, once per FIFO.
+    /// </summary>
+    private unsafe SafeFileHandle OpenFifo(FileDescriptorRecord d, string path)
     {
-        _keepAlive.Add(OpenPath(path, O_RDWR | O_NONBLOCK, forFd));
-        var handle = OpenPath(path, flags | O_NONBLOCK, forFd);
-        fcntl((int)handle.DangerousGetHandle(), F_SETFL, flags & ~OpenFlagsToDrop & ~O_ACCMODE);
+        if (!_fifos.ContainsKey(d.Inode))
+        {
+            var keepAlive = OpenPath(path, O_RDWR | O_NONBLOCK, d.Fd);
+            _fifos[d.Inode] = keepAlive;
+            var saved = _image.Pipes.FirstOrDefault(p => p.Record.Inode == d.Inode);
+            if (saved is not null && saved.DataLength > 0)
+            {
+                var data = new byte[saved.DataLength];
+                using (var context = File.OpenHandle(saved.Source, FileMode.Open, FileAccess.Read))
+                    RandomAccess.Read(context, data, saved.DataOffset);
+                fcntl((int)keepAlive.DangerousGetHandle(), F_SETPIPE_SZ, saved.Record.Capacity);
+                fixed (byte* p = data)
+                    if (write((int)keepAlive.DangerousGetHandle(), p, (nuint)data.Length) != data.Length)
+                        throw new NativeException($"refilling the FIFO {path}", ErrnoCheck.LastErrno);
+                _log.Add($"FIFO {path} refilled with {data.Length} bytes in flight");
+            }
+        }
+        var handle = OpenPath(path, d.Flags | O_NONBLOCK, d.Fd);
+        fcntl((int)handle.DangerousGetHandle(), F_SETFL, d.Flags & ~OpenFlagsToDrop & ~O_ACCMODE);
         return handle;
     }
 
@@ -213,10 +232,10 @@ public sealed class OpenFileTable : IDisposable
 
     public void Dispose()
     {
-        foreach (var h in _descriptions.Values.Concat(_pipes.Values).Concat(_keepAlive).Concat(_sockets.Values)) h.Dispose();
+        foreach (var h in _descriptions.Values.Concat(_pipes.Values).Concat(_fifos.Values).Concat(_sockets.Values)) h.Dispose();
         _sockets.Clear();
         _descriptions.Clear();
         _pipes.Clear();
-        _keepAlive.Clear();
+        _fifos.Clear();
     }
 }
