@@ -29,6 +29,7 @@ public static class ProcessSelection
 
         var kept = new List<int>();
         var skipped = new HashSet<int>();
+        Dictionary<int, List<int>>? tracers = null;
         foreach (var pid in pids)
         {
             // A process skipped by a ptrace policy takes its descendants out with it (the man page's --tree rule).
@@ -44,7 +45,7 @@ public static class ProcessSelection
             }
             try
             {
-                if (Admit(pid, request, log)) kept.Add(pid);
+                if (Admit(pid, request, log, ref tracers)) kept.Add(pid);
                 else skipped.Add(pid);
             }
             catch (CheckpointException e) when (pid != id && e.Failure == CheckpointFailure.ProcessNotFound)
@@ -144,7 +145,7 @@ public static class ProcessSelection
     }
 
     /// <summary>False when a ptrace policy says to skip the process; throws when it cannot be taken.</summary>
-    private static bool Admit(int pid, CheckpointRequest request, MessageLog log)
+    private static bool Admit(int pid, CheckpointRequest request, MessageLog log, ref Dictionary<int, List<int>>? tracers)
     {
         ProcStat stat;
         ProcStatus status;
@@ -191,7 +192,7 @@ public static class ProcessSelection
             }
         }
 
-        var tracees = TraceesOf(pid);
+        var tracees = (tracers ??= TracerTable()).GetValueOrDefault(pid) ?? [];
         if (tracees.Count > 0)
         {
             if (request.Ptracer == PtracerPolicy.Skip)
@@ -206,18 +207,26 @@ public static class ProcessSelection
         return true;
     }
 
-    private static List<int> TraceesOf(int pid)
+    /// <summary>
+    /// Who traces whom, from one pass over /proc/*/status (a checkpoint of many processes asks once,
+    /// not once per process). TracerPid names the tracing thread; its process is its Tgid.
+    /// </summary>
+    private static Dictionary<int, List<int>> TracerTable()
     {
-        var result = new List<int>();
+        var table = new Dictionary<int, List<int>>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
-            if (!int.TryParse(Path.GetFileName(dir), out var other) || other == pid) continue;
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
             try
             {
-                if (ProcStatus.Read(other).TracerPid == pid) result.Add(other);
+                var tracer = ProcStatus.Read(pid).TracerPid;
+                if (tracer == 0) continue;
+                var tracerProcess = int.TryParse(ProcStatus.Read(tracer)["Tgid"], out var tgid) ? tgid : tracer;
+                if (!table.TryGetValue(tracerProcess, out var list)) table[tracerProcess] = list = [];
+                list.Add(pid);
             }
             catch (IOException) { }
         }
-        return result;
+        return table;
     }
 }
