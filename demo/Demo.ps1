@@ -26,8 +26,9 @@ try {
     & gcc -O2 -o $program (Join-Path $PSScriptRoot 'counter.c')
     if ($LASTEXITCODE) { throw 'gcc failed' }
 
-    # setsid: the job must not be a child of this shell, or the shell would reap its exit status.
-    $jobPid = [int](& bash -c "setsid '$program' '$log' </dev/null >/dev/null 2>&1 & echo `$!")
+    # Start-CrProcess (cr_run): a job started so that it can be checkpointed (own session, /dev/null streams).
+    Write-Host "`n== Start-CrProcess $program $log" -ForegroundColor Cyan
+    $jobPid = (Start-CrProcess $program -ArgumentList $log).Id
     Wait-Until { (Get-LastLine) -match 'count 5 ' } 'the job to start counting'
     Write-Host "`n== The job is running (pid $jobPid):" -ForegroundColor Cyan
     Get-Content $log -Tail 2 | Write-Host
