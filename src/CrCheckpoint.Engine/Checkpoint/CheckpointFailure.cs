@@ -14,6 +14,8 @@ public enum CheckpointFailure
     ProcessExited,
     /// <summary>Skipped by a --ptraced-skip or --ptracer-skip policy, leaving nothing to checkpoint.</summary>
     NothingToCheckpoint,
+    /// <summary>Anything else went wrong; the message says what.</summary>
+    Failed,
 }
 
 public sealed class CheckpointException(CheckpointFailure failure, string message, int? pid = null, Exception? inner = null)

@@ -44,7 +44,9 @@ public static class Checkpointer
             u.Message + ". No context file was written; the process was left running as before.", u.Pid, e) { Messages = log.Messages },
         UnauthorizedAccessException => new CheckpointException(CheckpointFailure.PermissionDenied, e.Message, id, e) { Messages = log.Messages },
         TimeoutException => new CheckpointException(CheckpointFailure.TimedOut, e.Message, id, e) { Messages = log.Messages },
-        _ => new CheckpointException(CheckpointFailure.DestinationFailed,
+        IOException and not NativeException => new CheckpointException(CheckpointFailure.DestinationFailed,
+            $"checkpoint of {id} failed: {e.Message}. The process was left running as before.", id, e) { Messages = log.Messages },
+        _ => new CheckpointException(CheckpointFailure.Failed,
             $"checkpoint of {id} failed: {e.Message}. The process was left running as before.", id, e) { Messages = log.Messages },
     };
 
