@@ -169,12 +169,10 @@ public static class Restarter
             {
                 var r = rebuilt[p.Pid];
                 bytes += RebuildProcess(request, image, p, r.Leader, relocate, shared, files, log);
-                foreach (var other in p.Threads.Skip(1))
-                {
-                    var thread = ProcessCreator.CreateThread(r.Leader, request.RestorePid ? other.Tid : null);
-                    all.Add(thread);
-                    r.Threads.Add((thread, other));
-                }
+                var others = p.Threads.Skip(1).ToList();
+                var threads = ProcessCreator.CreateThreads(r.Leader, others.Select(o => request.RestorePid ? o.Tid : (int?)null).ToList());
+                all.AddRange(threads);
+                r.Threads.AddRange(threads.Zip(others));
                 ThreadRestore.RestoreKernelState(r.Threads);
                 if (!request.RestorePid)
                     foreach (var (t, record) in r.Threads) ThreadRestore.FixCachedThreadId(t, record);
