@@ -117,32 +117,35 @@ public static unsafe class ProcessCreator
     /// flags (and set_tid for the original id). The new thread is attached to us on its own
     /// (PTRACE_O_TRACECLONE) and never runs before its registers are replaced.
     /// </summary>
-    public static Tracee CreateThread(Tracee leader, int? tid) => CreateThreads(leader, [tid])[0];
 
     /// <summary>
     /// Creates many threads in rounds: every thread that already exists clones one more in the
     /// same round (the calls run side by side), so 64 threads take 7 rounds instead of 64 calls.
     /// Each creator writes its clone_args into its own slot of the shared scratch page.
+    /// CLONE_CHILD_CLEARTID gives each thread its clear_child_tid address at birth.
     /// </summary>
-    public static List<Tracee> CreateThreads(Tracee leader, IReadOnlyList<int?> tids)
+    public static List<Tracee> CreateThreads(Tracee leader, IReadOnlyList<(int? Tid, ulong ClearChildTid)> threads)
     {
+        const ulong CLONE_CHILD_CLEARTID = 0x00200000;
         const int Slot = 128;
         var created = new List<Tracee>();
         var creators = new List<Tracee> { leader };
         var next = 0;
         try
         {
-            while (next < tids.Count)
+            while (next < threads.Count)
             {
-                var round = creators.Take(Math.Min(tids.Count - next, Tracee.ScratchSize / Slot)).ToList();
+                var round = creators.Take(Math.Min(threads.Count - next, Tracee.ScratchSize / Slot)).ToList();
                 var calls = new List<(Tracee, long, long, long, long, long)>();
                 var block = new byte[round.Count * Slot];
                 for (var i = 0; i < round.Count; i++)
                 {
                     var args = new ulong[11];
-                    args[0] = ThreadFlags;
+                    var (tid, clearChildTid) = threads[next + i];
+                    args[0] = ThreadFlags | (clearChildTid != 0 ? CLONE_CHILD_CLEARTID : 0);
+                    args[2] = clearChildTid;
                     var at = leader.Scratch + (ulong)(i * Slot);
-                    if (tids[next + i] is { } wanted)
+                    if (tid is { } wanted)
                     {
                         BitConverter.TryWriteBytes(block.AsSpan(i * Slot + 96, 4), wanted);
                         args[8] = at + 96;
@@ -157,7 +160,7 @@ public static unsafe class ProcessCreator
                 {
                     if (results[i] < 0)
                     {
-                        var id = tids[next + i];
+                        var id = threads[next + i].Tid;
                         throw -results[i] == (int)Errno.EEXIST
                             ? new RestartException(RestartFailure.PidInUse,
                                 $"thread id {id} is in use by another process. Use -NoRestorePid to restart with new ids.", id?.ToString())

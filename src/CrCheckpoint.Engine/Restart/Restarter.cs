@@ -170,7 +170,8 @@ public static class Restarter
                 var r = rebuilt[p.Pid];
                 bytes += RebuildProcess(request, image, p, r.Leader, relocate, shared, files, log);
                 var others = p.Threads.Skip(1).ToList();
-                var threads = ProcessCreator.CreateThreads(r.Leader, others.Select(o => request.RestorePid ? o.Tid : (int?)null).ToList());
+                var threads = ProcessCreator.CreateThreads(r.Leader,
+                    others.Select(o => (request.RestorePid ? o.Tid : (int?)null, o.ClearChildTid)).ToList());
                 all.AddRange(threads);
                 r.Threads.AddRange(threads.Zip(others));
                 ThreadRestore.RestoreKernelState(r.Threads);

@@ -16,9 +16,10 @@ public static class ThreadRestore
     }
 
     /// <summary>
-    /// Per-thread kernel state of every thread: clear_child_tid, robust futex list, alternate stack,
-    /// rseq and name. Each is a call the thread must make itself; they run in all threads at once,
-    /// one round per kind, each thread with its own slot of the shared scratch page.
+    /// Per-thread kernel state of every thread: clear_child_tid (the leader's; the others got theirs
+    /// at birth), robust futex list, alternate stack, rseq and name (where it differs from the
+    /// leader's, which new threads inherit). Each is a call the thread must make itself; they run in
+    /// all threads at once, one round per kind, each thread with its own slot of the shared scratch page.
     /// </summary>
     public static void RestoreKernelState(IReadOnlyList<(Tracee Thread, ThreadRecord Record)> threads)
     {
@@ -29,7 +30,7 @@ public static class ThreadRestore
             var scratch = (long)batch[0].Thread.Scratch;
             var slots = new byte[batch.Count * Slot];
 
-            Run(batch.Where(t => t.Record.ClearChildTid != 0)
+            Run(batch.Where(t => t.Record.ClearChildTid != 0 && t.Thread.Tid == t.Thread.Pid)
                 .Select(t => (t.Thread, Syscalls.set_tid_address, (long)t.Record.ClearChildTid, 0L, 0L, 0L)));
             Run(batch.Where(t => t.Record.RobustListHead != 0)
                 .Select(t => (t.Thread, Syscalls.set_robust_list, (long)t.Record.RobustListHead, (long)t.Record.RobustListLength, 0L, 0L)));
@@ -48,14 +49,17 @@ public static class ThreadRestore
             Check("rseq (register)", Run(batch.Where(t => t.Record.Rseq is not null)
                 .Select(t => (t.Thread, Syscalls.rseq, (long)t.Record.Rseq!.Address, (long)t.Record.Rseq.Length, 0L, (long)t.Record.Rseq.Signature))));
 
+            var leaderName = threads[0].Record.Name;
+            var renamed = batch.Select((t, i) => (t, i)).Where(x => x.t.Record.Name != leaderName).ToList();
+            if (renamed.Count == 0) continue;
             Array.Clear(slots);
-            for (var i = 0; i < batch.Count; i++)
+            foreach (var (t, i) in renamed)
             {
-                var name = System.Text.Encoding.UTF8.GetBytes(batch[i].Record.Name);
+                var name = System.Text.Encoding.UTF8.GetBytes(t.Record.Name);
                 name.AsSpan(0, Math.Min(15, name.Length)).CopyTo(slots.AsSpan(i * Slot));
             }
             batch[0].Thread.WriteScratch(slots);
-            Run(batch.Select((t, i) => (t.Thread, Syscalls.prctl, (long)PR_SET_NAME, scratch + i * Slot, 0L, 0L)));
+            Run(renamed.Select(x => (x.t.Thread, Syscalls.prctl, (long)PR_SET_NAME, scratch + x.i * Slot, 0L, 0L)));
         }
     }
 
