@@ -37,6 +37,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "memhash.h"
 
 #define MiB (1024UL * 1024UL)
 
@@ -59,27 +60,7 @@ static void fill(uint64_t seed)
     }
 }
 
-/* Four independent multiply-xor lanes: position dependent (a swapped or zeroed page changes it) and fast. */
-static uint64_t hash_memory(void)
-{
-    const uint64_t *w = (const uint64_t *)region;
-    size_t n = touched_bytes / sizeof(uint64_t);
-    uint64_t h0 = 1, h1 = 2, h2 = 3, h3 = 4;
-    const uint64_t k = 0x100000001B3ULL;
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        h0 = (h0 ^ w[i]) * k;
-        h1 = (h1 ^ w[i + 1]) * k;
-        h2 = (h2 ^ w[i + 2]) * k;
-        h3 = (h3 ^ w[i + 3]) * k;
-    }
-    for (; i < n; i++) h0 = (h0 ^ w[i]) * k;
-    uint64_t h = h0;
-    h = (h ^ h1) * k;
-    h = (h ^ h2) * k;
-    h = (h ^ h3) * k;
-    return h ^ (uint64_t)n;
-}
+static uint64_t hash_memory(void) { return hash_words(region, touched_bytes); }
 
 static void write_check(const char *text)
 {
