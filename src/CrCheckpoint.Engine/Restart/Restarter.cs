@@ -174,6 +174,7 @@ public static class Restarter
                     others.Select(o => (request.RestorePid ? o.Tid : (int?)null, o.ClearChildTid)).ToList());
                 all.AddRange(threads);
                 r.Threads.AddRange(threads.Zip(others));
+                if (threads.Count > 0) log.Add($"process {r.Leader.Pid}: {threads.Count} more thread(s) created");
                 ThreadRestore.RestoreKernelState(r.Threads);
                 if (!request.RestorePid)
                     foreach (var (t, record) in r.Threads) ThreadRestore.FixCachedThreadId(t, record);

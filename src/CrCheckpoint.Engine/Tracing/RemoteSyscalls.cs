@@ -110,8 +110,9 @@ public sealed unsafe partial class Tracee
     /// <summary>Maps the scratch page at a chosen free address (MAP_FIXED_NOREPLACE), where a rebuild will not map over it.</summary>
     public void MapScratchAt(ulong address)
     {
-        const long PROT_READ = 1, PROT_WRITE = 2, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
-        _scratch = (ulong)CheckedSyscall("mmap (scratch)", Syscalls.mmap, (long)address, ScratchSize, PROT_READ | PROT_WRITE,
+        // Executable too: a rebuild runs batches of calls from it (RemoteBatch).
+        const long PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
+        _scratch = (ulong)CheckedSyscall("mmap (scratch)", Syscalls.mmap, (long)address, ScratchSize, PROT_READ | PROT_WRITE | PROT_EXEC,
             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
         if (_scratch != address) throw new InvalidOperationException($"scratch page landed at 0x{_scratch:x}, not 0x{address:x}");
     }
@@ -159,5 +160,6 @@ public sealed unsafe partial class Tracee
         }
         _scratch = 0;
         _signalsBlocked = false;
+        _batchLoopWritten = false;
     }
 }

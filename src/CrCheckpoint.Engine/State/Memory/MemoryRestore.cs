@@ -115,6 +115,8 @@ public static class MemoryRestore
     {
         var openFiles = new Dictionary<(string, bool), long>();
         var toProtect = new List<MemoryAreaRecord>();
+        var mappings = new List<(MemoryAreaRecord Area, RemoteCall Call)>();
+        var fills = new List<(MemoryAreaRecord Area, PagesImage Pages)>();
         long bytes = 0;
         try
         {
@@ -163,17 +165,28 @@ public static class MemoryRestore
                         break;
                 }
 
-                var at = tracee.CheckedSyscall($"mmap of {area.Path} at 0x{area.Start:x}", Syscalls.mmap, (long)area.Start, length, mapProt, flags, fd, offset);
-                if ((ulong)at != area.Start) throw new InvalidOperationException($"mmap placed 0x{area.Start:x} at 0x{at:x}");
-
+                mappings.Add((area, new RemoteCall(Syscalls.mmap, (long)area.Start, length, mapProt, flags, fd, offset)));
                 if (pages is not null)
                 {
-                    bytes += FillPages(tracee, area, pages, contextFd);
+                    fills.Add((area, pages));
                     if (mapProt != prot) toProtect.Add(area);
                 }
             }
-            foreach (var area in toProtect)
-                tracee.CheckedSyscall("mprotect", Syscalls.mprotect, (long)area.Start, (long)(area.End - area.Start), Protection(area.Protection));
+
+            // Every mapping in one trip, then the pages, then the final protections in another.
+            var placed = tracee.RunBatch(mappings.Select(m => m.Call).ToList());
+            for (var i = 0; i < placed.Length; i++)
+            {
+                var area = mappings[i].Area;
+                if (placed[i] < 0 && placed[i] > -4096)
+                    throw new NativeException($"mmap of {area.Path} at 0x{area.Start:x} in process {tracee.Pid}", (int)-placed[i]);
+                if ((ulong)placed[i] != area.Start) throw new InvalidOperationException($"mmap placed 0x{area.Start:x} at 0x{placed[i]:x}");
+            }
+            foreach (var (area, pages) in fills) bytes += FillPages(tracee, area, pages, contextFd);
+            var protections = tracee.RunBatch(toProtect
+                .Select(a => new RemoteCall(Syscalls.mprotect, (long)a.Start, (long)(a.End - a.Start), Protection(a.Protection))).ToList());
+            for (var i = 0; i < protections.Length; i++)
+                if (protections[i] < 0) throw new NativeException($"mprotect of 0x{toProtect[i].Start:x} in process {tracee.Pid}", (int)-protections[i]);
         }
         finally
         {
