@@ -182,7 +182,8 @@ public static class MemoryRestore
                     throw new NativeException($"mmap of {area.Path} at 0x{area.Start:x} in process {tracee.Pid}", (int)-placed[i]);
                 if ((ulong)placed[i] != area.Start) throw new InvalidOperationException($"mmap placed 0x{area.Start:x} at 0x{placed[i]:x}");
             }
-            foreach (var (area, pages) in fills) bytes += FillPages(tracee, area, pages, contextFd);
+            foreach (var (area, pages) in fills.Where(f => f.Pages.DataLength > SmallPages)) bytes += FillPages(tracee, area, pages, contextFd);
+            bytes += CopySmallPages(tracee, fills.Where(f => f.Pages.DataLength <= SmallPages).ToList());
             var protections = tracee.RunBatch(toProtect
                 .Select(a => new RemoteCall(Syscalls.mprotect, (long)a.Start, (long)(a.End - a.Start), Protection(a.Protection))).ToList());
             for (var i = 0; i < protections.Length; i++)
@@ -199,7 +200,6 @@ public static class MemoryRestore
     {
         if (pages.DataOffset < 0)
             throw new RestartException(RestartFailure.Unsupported, "the context's page data has no file offset (it was read from a pipe); restart from a regular file.");
-        if (pages.DataLength <= SmallPages) return CopyPages(tracee, area, pages);
         var source = pages.DataOffset;
         foreach (var run in pages.Record.Runs)
         {
@@ -221,36 +221,56 @@ public static class MemoryRestore
     private const int SmallPages = 256 * 1024;
 
     /// <summary>
-    /// A few pages are cheaper to copy from the engine (one process_vm_writev over every run) than
-    /// to have the process read them (a remote call per run): a process has many small areas,
-    /// thread stacks above all.
+    /// Small page records are cheaper to copy from the engine than to have the process read them (a
+    /// remote call per run): a process has many small areas, thread stacks above all. They are read
+    /// from the context file and written with as few process_vm_writev calls as there are 1024 runs.
     /// </summary>
-    private static unsafe long CopyPages(Tracee tracee, MemoryAreaRecord area, PagesImage pages)
+    private static unsafe long CopySmallPages(Tracee tracee, List<(MemoryAreaRecord Area, PagesImage Pages)> small)
     {
-        var data = GC.AllocateUninitializedArray<byte>((int)pages.DataLength);
-        using (var context = File.OpenHandle(pages.Source, FileMode.Open, FileAccess.Read))
-            if (RandomAccess.Read(context, data, pages.DataOffset) != data.Length)
-                throw new RestartException(RestartFailure.ContextInvalid, $"the context file ended inside the pages of {area.Path} at 0x{area.Start:x}.", pages.Source);
-        var runs = pages.Record.Runs;
-        var local = stackalloc IoVec[runs.Length];
-        var remote = stackalloc IoVec[runs.Length];
+        if (small.Count == 0) return 0;
+        const int MaxIovecs = 1024;
+        var total = small.Sum(x => x.Pages.DataLength);
+        var data = GC.AllocateUninitializedArray<byte>((int)total);
+        var ranges = new List<(ulong Remote, int Local, int Length)>();
+        var at = 0;
+        foreach (var group in small.GroupBy(x => x.Pages.Source))
+        {
+            using var context = File.OpenHandle(group.Key, FileMode.Open, FileAccess.Read);
+            foreach (var (area, pages) in group)
+            {
+                if (pages.DataOffset < 0)
+                    throw new RestartException(RestartFailure.Unsupported, "the context's page data has no file offset (it was read from a pipe); restart from a regular file.");
+                if (RandomAccess.Read(context, data.AsSpan(at, (int)pages.DataLength), pages.DataOffset) != pages.DataLength)
+                    throw new RestartException(RestartFailure.ContextInvalid, $"the context file ended inside the pages of {area.Path} at 0x{area.Start:x}.", pages.Source);
+                foreach (var run in pages.Record.Runs)
+                {
+                    var length = (int)(run[1] * 4096);
+                    ranges.Add((area.Start + (ulong)run[0] * 4096, at, length));
+                    at += length;
+                }
+            }
+        }
+        var local = stackalloc IoVec[MaxIovecs];
+        var remote = stackalloc IoVec[MaxIovecs];
         fixed (byte* p = data)
         {
-            var at = 0L;
-            for (var i = 0; i < runs.Length; i++)
+            for (var first = 0; first < ranges.Count; first += MaxIovecs)
             {
-                var length = runs[i][1] * 4096;
-                local[i] = new IoVec { Base = (nint)(p + at), Length = (nuint)length };
-                remote[i] = new IoVec { Base = (nint)(area.Start + (ulong)runs[i][0] * 4096), Length = (nuint)length };
-                at += length;
-            }
-            if (process_vm_writev(tracee.Pid, local, (nuint)runs.Length, remote, (nuint)runs.Length, 0) != data.Length)
-            {
-                for (var i = 0; i < runs.Length; i++)
+                var count = Math.Min(MaxIovecs, ranges.Count - first);
+                long bytes = 0;
+                for (var i = 0; i < count; i++)
+                {
+                    var (address, offset, length) = ranges[first + i];
+                    local[i] = new IoVec { Base = (nint)(p + offset), Length = (nuint)length };
+                    remote[i] = new IoVec { Base = (nint)address, Length = (nuint)length };
+                    bytes += length;
+                }
+                if (process_vm_writev(tracee.Pid, local, (nuint)count, remote, (nuint)count, 0) == bytes) continue;
+                for (var i = 0; i < count; i++)
                     ProcessMemory.WriteThroughProcMem(tracee.Pid, (ulong)remote[i].Base, new ReadOnlySpan<byte>((void*)local[i].Base, (int)local[i].Length));
             }
         }
-        return data.Length;
+        return total;
     }
 
     private static long OpenInTarget(Tracee tracee, Dictionary<(string, bool), long> cache, string path, bool writable)
