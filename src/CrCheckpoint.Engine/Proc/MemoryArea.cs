@@ -19,6 +19,4 @@ public sealed record MemoryArea(
     public bool IsSharedAnonymous =>
         Shared && (Inode == 0 || Path.StartsWith("/dev/zero", StringComparison.Ordinal) ||
                    Path.StartsWith("/SYSV", StringComparison.Ordinal) || Path.StartsWith("/memfd:", StringComparison.Ordinal));
-
-    public bool IsFileBacked => Inode != 0 && !IsKernelSpecial && !Path.StartsWith('[');
 }

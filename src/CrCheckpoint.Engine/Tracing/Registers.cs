@@ -7,8 +7,6 @@ public struct Registers
     public ulong R15, R14, R13, R12, Rbp, Rbx, R11, R10, R9, R8, Rax, Rcx, Rdx, Rsi, Rdi, OrigRax, Rip,
         Cs, Eflags, Rsp, Ss, FsBase, GsBase, Ds, Es, Fs, Gs;
 
-    public const int Size = 27 * 8;
-
     public ulong[] ToArray()
     {
         var values = new ulong[27];

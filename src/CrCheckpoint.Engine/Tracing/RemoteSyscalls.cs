@@ -19,8 +19,6 @@ public sealed unsafe partial class Tracee
 
     public const int ScratchSize = 16384;
 
-    public bool CanRunSyscalls => _syscallAddress != 0;
-
     /// <summary>Chooses where remote calls execute: the address of a `0f 05` in the target's code.</summary>
     public void UseSyscallInstructionAt(ulong address) => _syscallAddress = address;
 

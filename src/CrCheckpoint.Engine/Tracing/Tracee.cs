@@ -35,10 +35,6 @@ public sealed unsafe partial class Tracee : IDisposable
     /// <summary>True when the thread was in a job-control stop (SIGSTOP, SIGTSTP...) when it was seized.</summary>
     public bool WasGroupStopped { get; private set; }
 
-    public int GroupStopSignal { get; private set; }
-
-    public bool IsAttached => _attached;
-
     /// <summary>Attaches without stopping, then interrupts and waits until the thread is frozen.</summary>
     public static Tracee Seize(int pid, int tid, int options = 0)
     {
@@ -85,7 +81,6 @@ public sealed unsafe partial class Tracee : IDisposable
                 if (sig is Signals.SIGSTOP or Signals.SIGTSTP or Signals.SIGTTIN or Signals.SIGTTOU)
                 {
                     WasGroupStopped = true;
-                    GroupStopSignal = sig;
                 }
                 break;
             }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using CrCheckpoint.Engine.Proc;
 using CrCheckpoint.Engine.State.Memory;
 using CrCheckpoint.Engine.State.Process;
@@ -70,7 +69,6 @@ public static class FileCapture
 
     public static FileDescriptorRecord Describe(int pid, OpenDescriptor d)
     {
-        var target = d.Target;
         var kind = Classify(d, out var path, out var inode);
         return new FileDescriptorRecord
         {
@@ -117,6 +115,4 @@ public static class FileCapture
                 return FileDescriptorKind.Other;
         }
     }
-
-    internal static string Hex(ulong v) => v.ToString("x", CultureInfo.InvariantCulture);
 }

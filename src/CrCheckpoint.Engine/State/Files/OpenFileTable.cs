@@ -114,9 +114,7 @@ public sealed class OpenFileTable : IDisposable
             var saved = _image.Pipes.FirstOrDefault(p => p.Record.Inode == d.Inode);
             if (saved is not null && saved.DataLength > 0)
             {
-                var data = new byte[saved.DataLength];
-                using (var context = File.OpenHandle(saved.Source, FileMode.Open, FileAccess.Read))
-                    RandomAccess.Read(context, data, saved.DataOffset);
+                var data = ReadSaved(saved.Source, saved.DataOffset, saved.DataLength);
                 fcntl((int)keepAlive.DangerousGetHandle(), F_SETPIPE_SZ, saved.Record.Capacity);
                 fixed (byte* p = data)
                     if (write((int)keepAlive.DangerousGetHandle(), p, (nuint)data.Length) != data.Length)
@@ -141,9 +139,7 @@ public sealed class OpenFileTable : IDisposable
             if (saved is not null)
             {
                 fcntl(fds[1], F_SETPIPE_SZ, saved.Record.Capacity);
-                var data = new byte[saved.DataLength];
-                using (var context = File.OpenHandle(saved.Source, FileMode.Open, FileAccess.Read))
-                    RandomAccess.Read(context, data, saved.DataOffset);
+                var data = ReadSaved(saved.Source, saved.DataOffset, saved.DataLength);
                 fixed (byte* p = data)
                 {
                     for (var done = 0; done < data.Length;)
@@ -190,9 +186,7 @@ public sealed class OpenFileTable : IDisposable
     {
         var saved = _image.Sockets.FirstOrDefault(s => s.Record.Inode == inode);
         if (saved is null || saved.DataLength == 0) return;
-        var data = new byte[saved.DataLength];
-        using (var context = File.OpenHandle(saved.Source, FileMode.Open, FileAccess.Read))
-            RandomAccess.Read(context, data, saved.DataOffset);
+        var data = ReadSaved(saved.Source, saved.DataOffset, saved.DataLength);
         var lengths = saved.Record.MessageLengths.Length > 0 ? saved.Record.MessageLengths : [data.Length];
         var at = 0;
         fixed (byte* p = data)
@@ -205,6 +199,16 @@ public sealed class OpenFileTable : IDisposable
             }
         }
         _log.Add($"socket:[{inode}] refilled with {data.Length} bytes in {lengths.Length} message(s)");
+    }
+
+    /// <summary>Bytes a PipeData or SocketData record holds, from the context file they are in.</summary>
+    private static byte[] ReadSaved(string source, long offset, long length)
+    {
+        var data = new byte[length];
+        using var context = File.OpenHandle(source, FileMode.Open, FileAccess.Read);
+        if (RandomAccess.Read(context, data, offset) != length)
+            throw new RestartException(RestartFailure.ContextInvalid, $"{source} ends inside saved pipe or socket data.", source);
+        return data;
     }
 
     /// <summary>A pipe whose other end is gone, or a terminal that no longer exists.</summary>

@@ -12,12 +12,11 @@ public static unsafe class PipeCapture
 {
     public static (PipeDataRecord Meta, byte[] Data) Capture(int pid, int readFd, ulong inode)
     {
-        var pidfd = (int)ErrnoCheck.Check(syscall(Syscalls.pidfd_open, pid, 0), $"pidfd_open({pid})");
         int local = -1;
         var scratch = stackalloc int[2] { -1, -1 };
         try
         {
-            local = (int)ErrnoCheck.Check(syscall(Syscalls.pidfd_getfd, pidfd, readFd, 0), $"pidfd_getfd({pid}, {readFd})");
+            local = ForeignDescriptor.Copy(pid, readFd);
             var capacity = ErrnoCheck.Check(fcntl(local, F_GETPIPE_SZ, 0), "F_GETPIPE_SZ");
             ErrnoCheck.Check(pipe2(scratch, O_NONBLOCK | O_CLOEXEC), "pipe2");
             fcntl(scratch[1], F_SETPIPE_SZ, capacity);
@@ -41,7 +40,6 @@ public static unsafe class PipeCapture
             if (local >= 0) close(local);
             if (scratch[0] >= 0) close(scratch[0]);
             if (scratch[1] >= 0) close(scratch[1]);
-            close(pidfd);
         }
     }
 }

@@ -14,11 +14,10 @@ public static unsafe class SocketCapture
 
     public static (SocketDataRecord Meta, byte[] Data) Capture(int pid, int fd, FileDescriptorRecord socket)
     {
-        var pidfd = (int)ErrnoCheck.Check(syscall(Syscalls.pidfd_open, pid, 0), $"pidfd_open({pid})");
         var local = -1;
         try
         {
-            local = (int)ErrnoCheck.Check(syscall(Syscalls.pidfd_getfd, pidfd, fd, 0), $"pidfd_getfd({pid}, {fd})");
+            local = ForeignDescriptor.Copy(pid, fd);
             var buffer = new byte[MaxQueue];
             var lengths = new List<int>();
             var total = 0;
@@ -56,7 +55,6 @@ public static unsafe class SocketCapture
         finally
         {
             if (local >= 0) close(local);
-            close(pidfd);
         }
     }
 }
