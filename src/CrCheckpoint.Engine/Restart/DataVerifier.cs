@@ -27,9 +27,10 @@ public sealed class DataVerifier
             .Concat(image.Pipes.Select(f => (f.Source, f.DataOffset, f.DataLength, f.DataChecksum, $"the bytes in flight in pipe:[{f.Record.Inode}]")))
             .Concat(image.Sockets.Select(f => (f.Source, f.DataOffset, f.DataLength, f.DataChecksum, $"the bytes queued in socket:[{f.Record.Inode}]")))
             .ToList();
-        return new DataVerifier(Task.Factory.StartNew(
-            () => blocks.GroupBy(b => b.Source).Select(g => Verify(g.Key, g.Select(b => (b.DataOffset, b.DataLength, b.DataChecksum, b.Item5)).ToList())).FirstOrDefault(r => r is not null),
-            TaskCreationOptions.LongRunning), image.Path);
+        // A pool thread: starting a dedicated one costs more than a small restart's whole rebuild.
+        return new DataVerifier(Task.Run(
+            () => blocks.GroupBy(b => b.Source).Select(g => Verify(g.Key, g.Select(b => (b.DataOffset, b.DataLength, b.DataChecksum, b.Item5)).ToList())).FirstOrDefault(r => r is not null)),
+            image.Path);
     }
 
     /// <summary>

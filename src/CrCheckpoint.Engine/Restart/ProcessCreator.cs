@@ -1,5 +1,6 @@
 using CrCheckpoint.Engine.Native;
 using CrCheckpoint.Engine.Proc;
+using CrCheckpoint.Engine.State.Threads;
 using CrCheckpoint.Engine.Tracing;
 using static CrCheckpoint.Engine.Native.Interop;
 
@@ -27,6 +28,9 @@ public static unsafe class ProcessCreator
             // exit_signal must be 0 with CLONE_PARENT.
             var child = RemoteClone(stubTracee, CLONE_PARENT, 0, pid, "process");
             var tracee = Tracee.Adopt(child, child);
+            // Threads are created with CLONE_PTRACE instead (see CreateThreads): with
+            // PTRACE_O_TRACECLONE each clone3 would also stop the creator for a round trip.
+            tracee.SetOptions(PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL);
             tracee.UseSyscallInstructionAt(stubTracee.SyscallInstructionAddress);
             log.Add($"created process {child}{(pid is null ? "" : " with its original id")}");
             return tracee;
@@ -110,69 +114,95 @@ public static unsafe class ProcessCreator
         }
     }
 
-    private const ulong ThreadFlags = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000; // VM FS FILES SIGHAND THREAD SYSVSEM
+    private const ulong ThreadFlags = 0x100 | 0x200 | 0x400 | 0x800 | 0x2000 | 0x10000 | 0x40000; // VM FS FILES SIGHAND PTRACE THREAD SYSVSEM
 
     /// <summary>
-    /// Adds a thread to a process being rebuilt: a remote clone3 in its leader with the thread
-    /// flags (and set_tid for the original id). The new thread is attached to us on its own
-    /// (PTRACE_O_TRACECLONE) and never runs before its registers are replaced.
+    /// Gives a rebuilt process its threads and every thread its per-thread kernel state, in one
+    /// trip of the leader and one of each new thread (<see cref="Tracee.RunBatchAt"/>): the leader
+    /// makes its own calls, then a clone3 per thread (with set_tid for the original id, and
+    /// CLONE_CHILD_CLEARTID for its clear_child_tid); each new thread, traced by us from birth
+    /// (CLONE_PTRACE, which unlike PTRACE_O_TRACECLONE does not stop the leader at every clone),
+    /// makes its own calls and stops. None runs the program before its
+    /// registers are replaced. Returns the threads after the leader, in the order of the records.
     /// </summary>
-
-    /// <summary>
-    /// Creates many threads in rounds: every thread that already exists clones one more in the
-    /// same round (the calls run side by side), so 64 threads take 7 rounds instead of 64 calls.
-    /// Each creator writes its clone_args into its own slot of the shared scratch page.
-    /// CLONE_CHILD_CLEARTID gives each thread its clear_child_tid address at birth.
-    /// </summary>
-    public static List<Tracee> CreateThreads(Tracee leader, IReadOnlyList<(int? Tid, ulong ClearChildTid)> threads)
+    public static List<Tracee> CreateThreads(Tracee leader, IReadOnlyList<ThreadRecord> records, bool restoreIds)
     {
         const ulong CLONE_CHILD_CLEARTID = 0x00200000;
-        const int Slot = 128;
+        const int Slot = 512, ArgsAt = 0, TidAt = 88, DataAt = 96, TableAt = 192;
+        const int MostCalls = (Slot - TableAt) / Tracee.BatchEntry - 1;
+        var leaderName = records[0].Name;
         var created = new List<Tracee>();
-        var creators = new List<Tracee> { leader };
-        var next = 0;
         try
         {
-            while (next < threads.Count)
+            var leaderData = new byte[ThreadRestore.KernelStateDataSize];
+            var leaderDataAt = leader.Scratch + Tracee.BatchRoom - (ulong)leaderData.Length;
+            var leaderCalls = ThreadRestore.KernelStateCalls(records[0], leader: true, leaderName, leaderDataAt, leaderData);
+            leader.WriteScratch(leaderData, Tracee.BatchRoom - leaderData.Length);
+            var next = 1;
+            do
             {
-                var round = creators.Take(Math.Min(threads.Count - next, Tracee.ScratchSize / Slot)).ToList();
-                var calls = new List<(Tracee, long, long, long, long, long)>();
-                var block = new byte[round.Count * Slot];
-                for (var i = 0; i < round.Count; i++)
+                var room = Tracee.BatchRoom - leaderData.Length - (leaderCalls.Count + 1) * Tracee.BatchEntry;
+                var count = Math.Min(records.Count - next, room / (Slot + Tracee.BatchEntry));
+                var slotsAt = (leaderCalls.Count + count + 1) * Tracee.BatchEntry;
+                var image = new byte[slotsAt + count * Slot];
+                var childCalls = new List<(string Name, RemoteCall Call)>[count];
+                var clones = new List<RemoteCall>();
+                for (var i = 0; i < count; i++)
                 {
+                    var record = records[next + i];
+                    var slot = image.AsSpan(slotsAt + i * Slot, Slot);
+                    var at = leader.Scratch + (ulong)(slotsAt + i * Slot);
+                    // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack,
+                    // stack_size, tls, set_tid, set_tid_size, cgroup. The stack stays 0: the batch
+                    // loop touches no stack, and the thread's own comes with its registers.
                     var args = new ulong[11];
-                    var (tid, clearChildTid) = threads[next + i];
-                    args[0] = ThreadFlags | (clearChildTid != 0 ? CLONE_CHILD_CLEARTID : 0);
-                    args[2] = clearChildTid;
-                    var at = leader.Scratch + (ulong)(i * Slot);
-                    if (tid is { } wanted)
+                    args[0] = ThreadFlags | (record.ClearChildTid != 0 ? CLONE_CHILD_CLEARTID : 0);
+                    args[2] = record.ClearChildTid;
+                    if (restoreIds)
                     {
-                        BitConverter.TryWriteBytes(block.AsSpan(i * Slot + 96, 4), wanted);
-                        args[8] = at + 96;
+                        BitConverter.TryWriteBytes(slot.Slice(TidAt, 4), record.Tid);
+                        args[8] = at + TidAt;
                         args[9] = 1;
                     }
-                    MemoryMarshal.AsBytes(args.AsSpan()).CopyTo(block.AsSpan(i * Slot));
-                    calls.Add((round[i], Syscalls.clone3, (long)at, 88L, 0L, 0L));
+                    MemoryMarshal.AsBytes(args.AsSpan()).CopyTo(slot[ArgsAt..]);
+                    childCalls[i] = ThreadRestore.KernelStateCalls(record, leader: false, leaderName, at + DataAt,
+                        slot.Slice(DataAt, ThreadRestore.KernelStateDataSize));
+                    if (childCalls[i].Count > MostCalls) throw new InvalidOperationException("too many per-thread calls for a thread's slot");
+                    Tracee.EncodeBatch(childCalls[i].Select(c => c.Call).ToList()).CopyTo(slot[TableAt..]);
+                    clones.Add(new RemoteCall(Syscalls.clone3, (long)at + ArgsAt, 88, (long)at + TableAt));
                 }
-                leader.WriteScratch(block);
-                var results = Tracee.SyscallInEach(calls);
-                for (var i = 0; i < results.Length; i++)
+                Tracee.EncodeBatch(leaderCalls.Select(c => c.Call).Concat(clones).ToList()).CopyTo(image, 0);
+                leader.WriteScratch(image);
+                leader.RunBatchAt(leader.Scratch);
+                leader.ReadScratch(image.AsSpan(0, slotsAt));
+
+                var failure = CheckResults(image, 0, leaderCalls, "the main thread");
+                var started = new List<Tracee>();
+                for (var i = 0; i < count; i++)
                 {
-                    if (results[i] < 0)
+                    var tid = Tracee.BatchResult(image, leaderCalls.Count + i);
+                    if (tid > 0)
                     {
-                        var id = threads[next + i].Tid;
-                        throw -results[i] == (int)Errno.EEXIST
-                            ? new RestartException(RestartFailure.PidInUse,
-                                $"thread id {id} is in use by another process. Use -NoRestorePid to restart with new ids.", id?.ToString())
-                            : new NativeException("clone3 of a thread", (int)-results[i]);
+                        var thread = Tracee.StartBatchThread(leader, (int)tid);
+                        created.Add(thread);
+                        started.Add(thread);
                     }
-                    var thread = Tracee.Adopt(leader.Pid, (int)results[i]);
-                    thread.ShareRemoteStateOf(leader);
-                    created.Add(thread);
+                    else failure ??= -tid == (int)Errno.EEXIST
+                        ? new RestartException(RestartFailure.PidInUse,
+                            $"thread id {records[next + i].Tid} is in use by another process. Use -NoRestorePid to restart with new ids.",
+                            records[next + i].Tid.ToString())
+                        : new NativeException("clone3 of a thread", (int)-tid);
                 }
-                creators.AddRange(created.Skip(creators.Count - 1));
-                next += round.Count;
-            }
+                foreach (var thread in started) thread.WaitForBatchEnd();
+                if (failure is not null) throw failure;
+
+                leader.ReadScratch(image.AsSpan(slotsAt), slotsAt);
+                for (var i = 0; i < count; i++)
+                    if (CheckResults(image, slotsAt + i * Slot + TableAt, childCalls[i], $"thread {created[next - 1 + i].Tid}") is { } e)
+                        throw e;
+                leaderCalls = [];
+                next += count;
+            } while (next < records.Count);
             return created;
         }
         catch
@@ -180,6 +210,16 @@ public static unsafe class ProcessCreator
             foreach (var t in created) t.KillAndReap();
             throw;
         }
+    }
+
+    private static Exception? CheckResults(byte[] image, int tableAt, List<(string Name, RemoteCall Call)> calls, string who)
+    {
+        for (var i = 0; i < calls.Count; i++)
+        {
+            var r = Tracee.BatchResult(image.AsSpan(tableAt), i);
+            if (r < 0 && r > -4096) return new NativeException($"{calls[i].Name} in {who} of a restarted process", (int)-r);
+        }
+        return null;
     }
 
     /// <summary>The stub: any program that sleeps; /dev/null for 0-2; no rseq, so nothing to undo.</summary>

@@ -169,13 +169,10 @@ public static class Restarter
             {
                 var r = rebuilt[p.Pid];
                 bytes += RebuildProcess(request, image, p, r.Leader, relocate, shared, files, log);
-                var others = p.Threads.Skip(1).ToList();
-                var threads = ProcessCreator.CreateThreads(r.Leader,
-                    others.Select(o => (request.RestorePid ? o.Tid : (int?)null, o.ClearChildTid)).ToList());
+                var threads = ProcessCreator.CreateThreads(r.Leader, p.Threads, request.RestorePid);
                 all.AddRange(threads);
-                r.Threads.AddRange(threads.Zip(others));
+                r.Threads.AddRange(threads.Zip(p.Threads.Skip(1)));
                 if (threads.Count > 0) log.Add($"process {r.Leader.Pid}: {threads.Count} more thread(s) created");
-                ThreadRestore.RestoreKernelState(r.Threads);
                 if (!request.RestorePid)
                     foreach (var (t, record) in r.Threads) ThreadRestore.FixCachedThreadId(t, record);
                 SignalRestore.RestorePending(r.Leader, p.Process.Signals.SharedPending, []);

@@ -17,7 +17,7 @@ public sealed unsafe partial class Tracee
     private bool _scratchBorrowed;
     private bool _signalsBlocked;
 
-    public const int ScratchSize = 16384;
+    public const int ScratchSize = 64 * 1024;
 
     /// <summary>Chooses where remote calls execute: the address of a `0f 05` in the target's code.</summary>
     public void UseSyscallInstructionAt(ulong address) => _syscallAddress = address;
@@ -27,18 +27,6 @@ public sealed unsafe partial class Tracee
     {
         BeginSyscall(number, a1, a2, a3, a4, a5, a6);
         return EndSyscall();
-    }
-
-    /// <summary>
-    /// Runs the same kind of call in many threads at once: all are started, then all are waited
-    /// for, so the threads run their calls side by side instead of one round trip after another.
-    /// </summary>
-    public static long[] SyscallInEach(IReadOnlyList<(Tracee Thread, long Number, long A1, long A2, long A3, long A4)> calls)
-    {
-        foreach (var c in calls) c.Thread.BeginSyscall(c.Number, c.A1, c.A2, c.A3, c.A4);
-        var results = new long[calls.Count];
-        for (var i = 0; i < calls.Count; i++) results[i] = calls[i].Thread.EndSyscall();
-        return results;
     }
 
     private void BeginSyscall(long number, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)

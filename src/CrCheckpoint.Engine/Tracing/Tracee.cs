@@ -144,6 +144,12 @@ public sealed unsafe partial class Tracee : IDisposable
         return tracee;
     }
 
+    public void SetOptions(int options)
+    {
+        if (ptrace(PTRACE_SETOPTIONS, Tid, 0, options) == -1)
+            throw new NativeException($"ptrace(PTRACE_SETOPTIONS, {Tid})", ErrnoCheck.LastErrno);
+    }
+
     /// <summary>
     /// Replaces what <see cref="Release"/> will put back: a rebuilt process leaves with the
     /// checkpointed registers and mask, not those it was created with.

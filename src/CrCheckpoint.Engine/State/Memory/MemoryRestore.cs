@@ -230,30 +230,32 @@ public static class MemoryRestore
         if (small.Count == 0) return 0;
         const int MaxIovecs = 1024;
         var total = small.Sum(x => x.Pages.DataLength);
-        var data = GC.AllocateUninitializedArray<byte>((int)total);
-        var ranges = new List<(ulong Remote, int Local, int Length)>();
-        var at = 0;
-        foreach (var group in small.GroupBy(x => x.Pages.Source))
+        // Native memory: a managed buffer this size lands on the large object heap, and the
+        // collection it can set off costs more than the whole copy.
+        var data = (byte*)NativeMemory.Alloc((nuint)total);
+        try
         {
-            using var context = File.OpenHandle(group.Key, FileMode.Open, FileAccess.Read);
-            foreach (var (area, pages) in group)
+            var ranges = new List<(ulong Remote, long Local, int Length)>();
+            long at = 0;
+            foreach (var group in small.GroupBy(x => x.Pages.Source))
             {
-                if (pages.DataOffset < 0)
-                    throw new RestartException(RestartFailure.Unsupported, "the context's page data has no file offset (it was read from a pipe); restart from a regular file.");
-                if (RandomAccess.Read(context, data.AsSpan(at, (int)pages.DataLength), pages.DataOffset) != pages.DataLength)
-                    throw new RestartException(RestartFailure.ContextInvalid, $"the context file ended inside the pages of {area.Path} at 0x{area.Start:x}.", pages.Source);
-                foreach (var run in pages.Record.Runs)
+                using var context = File.OpenHandle(group.Key, FileMode.Open, FileAccess.Read);
+                foreach (var (area, pages) in group)
                 {
-                    var length = (int)(run[1] * 4096);
-                    ranges.Add((area.Start + (ulong)run[0] * 4096, at, length));
-                    at += length;
+                    if (pages.DataOffset < 0)
+                        throw new RestartException(RestartFailure.Unsupported, "the context's page data has no file offset (it was read from a pipe); restart from a regular file.");
+                    if (RandomAccess.Read(context, new Span<byte>(data + at, (int)pages.DataLength), pages.DataOffset) != pages.DataLength)
+                        throw new RestartException(RestartFailure.ContextInvalid, $"the context file ended inside the pages of {area.Path} at 0x{area.Start:x}.", pages.Source);
+                    foreach (var run in pages.Record.Runs)
+                    {
+                        var length = (int)(run[1] * 4096);
+                        ranges.Add((area.Start + (ulong)run[0] * 4096, at, length));
+                        at += length;
+                    }
                 }
             }
-        }
-        var local = stackalloc IoVec[MaxIovecs];
-        var remote = stackalloc IoVec[MaxIovecs];
-        fixed (byte* p = data)
-        {
+            var local = stackalloc IoVec[MaxIovecs];
+            var remote = stackalloc IoVec[MaxIovecs];
             for (var first = 0; first < ranges.Count; first += MaxIovecs)
             {
                 var count = Math.Min(MaxIovecs, ranges.Count - first);
@@ -261,7 +263,7 @@ public static class MemoryRestore
                 for (var i = 0; i < count; i++)
                 {
                     var (address, offset, length) = ranges[first + i];
-                    local[i] = new IoVec { Base = (nint)(p + offset), Length = (nuint)length };
+                    local[i] = new IoVec { Base = (nint)(data + offset), Length = (nuint)length };
                     remote[i] = new IoVec { Base = (nint)address, Length = (nuint)length };
                     bytes += length;
                 }
@@ -269,6 +271,10 @@ public static class MemoryRestore
                 for (var i = 0; i < count; i++)
                     ProcessMemory.WriteThroughProcMem(tracee.Pid, (ulong)remote[i].Base, new ReadOnlySpan<byte>((void*)local[i].Base, (int)local[i].Length));
             }
+        }
+        finally
+        {
+            NativeMemory.Free(data);
         }
         return total;
     }

@@ -15,60 +15,41 @@ public static class ThreadRestore
             tracee.CheckedSyscall("rseq (unregister)", Syscalls.rseq, (long)rseq.RseqAbiPointer, rseq.RseqAbiSize, RSEQ_FLAG_UNREGISTER, rseq.Signature);
     }
 
+    /// <summary>Room a thread's calls need for their pointer arguments: a stack_t and a name.</summary>
+    public const int KernelStateDataSize = 48;
+
     /// <summary>
-    /// Per-thread kernel state of every thread: clear_child_tid (the leader's; the others got theirs
-    /// at birth), robust futex list, alternate stack, rseq and name (where it differs from the
-    /// leader's, which new threads inherit). Each is a call the thread must make itself; they run in
-    /// all threads at once, one round per kind, each thread with its own slot of the shared scratch page.
+    /// The calls a thread makes itself to get back its per-thread kernel state: clear_child_tid (the
+    /// leader's; the others get theirs at birth), robust futex list, alternate stack, rseq, and its
+    /// name where it differs from the leader's, which new threads inherit. Their pointer arguments
+    /// go into <paramref name="data"/>, which the thread will find at <paramref name="dataAt"/>.
     /// </summary>
-    public static void RestoreKernelState(IReadOnlyList<(Tracee Thread, ThreadRecord Record)> threads)
+    public static List<(string Name, RemoteCall Call)> KernelStateCalls(ThreadRecord thread, bool leader, string leaderName,
+        ulong dataAt, Span<byte> data)
     {
-        const int Slot = 32, PR_SET_NAME = 15;
-        for (var first = 0; first < threads.Count; first += Tracee.ScratchSize / Slot)
+        const int PR_SET_NAME = 15;
+        var calls = new List<(string, RemoteCall)>();
+        if (leader && thread.ClearChildTid != 0)
+            calls.Add(("set_tid_address", new RemoteCall(Syscalls.set_tid_address, (long)thread.ClearChildTid)));
+        if (thread.RobustListHead != 0)
+            calls.Add(("set_robust_list", new RemoteCall(Syscalls.set_robust_list, (long)thread.RobustListHead, (long)thread.RobustListLength)));
+        if (thread.AltStack is { } ss)
         {
-            var batch = threads.Skip(first).Take(Tracee.ScratchSize / Slot).ToList();
-            var scratch = (long)batch[0].Thread.Scratch;
-            var slots = new byte[batch.Count * Slot];
-
-            Run(batch.Where(t => t.Record.ClearChildTid != 0 && t.Thread.Tid == t.Thread.Pid)
-                .Select(t => (t.Thread, Syscalls.set_tid_address, (long)t.Record.ClearChildTid, 0L, 0L, 0L)));
-            Run(batch.Where(t => t.Record.RobustListHead != 0)
-                .Select(t => (t.Thread, Syscalls.set_robust_list, (long)t.Record.RobustListHead, (long)t.Record.RobustListLength, 0L, 0L)));
-
-            for (var i = 0; i < batch.Count; i++)
-            {
-                if (batch[i].Record.AltStack is not { } ss) continue;
-                BitConverter.TryWriteBytes(slots.AsSpan(i * Slot, 8), ss.Base);
-                BitConverter.TryWriteBytes(slots.AsSpan(i * Slot + 8, 4), ss.Flags & ~1); // SS_ONSTACK is state, not a setting
-                BitConverter.TryWriteBytes(slots.AsSpan(i * Slot + 16, 8), ss.Size);
-            }
-            batch[0].Thread.WriteScratch(slots);
-            Check("sigaltstack", Run(batch.Select((t, i) => (t, i)).Where(x => x.t.Record.AltStack is not null)
-                .Select(x => (x.t.Thread, Syscalls.sigaltstack, scratch + x.i * Slot, 0L, 0L, 0L))));
-
-            Check("rseq (register)", Run(batch.Where(t => t.Record.Rseq is not null)
-                .Select(t => (t.Thread, Syscalls.rseq, (long)t.Record.Rseq!.Address, (long)t.Record.Rseq.Length, 0L, (long)t.Record.Rseq.Signature))));
-
-            var leaderName = threads[0].Record.Name;
-            var renamed = batch.Select((t, i) => (t, i)).Where(x => x.t.Record.Name != leaderName).ToList();
-            if (renamed.Count == 0) continue;
-            Array.Clear(slots);
-            foreach (var (t, i) in renamed)
-            {
-                var name = System.Text.Encoding.UTF8.GetBytes(t.Record.Name);
-                name.AsSpan(0, Math.Min(15, name.Length)).CopyTo(slots.AsSpan(i * Slot));
-            }
-            batch[0].Thread.WriteScratch(slots);
-            Run(renamed.Select(x => (x.t.Thread, Syscalls.prctl, (long)PR_SET_NAME, scratch + x.i * Slot, 0L, 0L)));
+            BitConverter.TryWriteBytes(data[..8], ss.Base);
+            BitConverter.TryWriteBytes(data.Slice(8, 4), ss.Flags & ~1); // SS_ONSTACK is state, not a setting
+            BitConverter.TryWriteBytes(data.Slice(16, 8), ss.Size);
+            calls.Add(("sigaltstack", new RemoteCall(Syscalls.sigaltstack, (long)dataAt)));
         }
-    }
-
-    private static long[] Run(IEnumerable<(Tracee, long, long, long, long, long)> calls) => Tracee.SyscallInEach(calls.ToList());
-
-    private static void Check(string call, long[] results)
-    {
-        foreach (var r in results)
-            if (r < 0 && r > -4096) throw new NativeException($"{call} in a restarted thread", (int)-r);
+        if (thread.Rseq is { } rseq)
+            calls.Add(("rseq (register)", new RemoteCall(Syscalls.rseq, (long)rseq.Address, rseq.Length, 0, rseq.Signature)));
+        if (!leader && thread.Name != leaderName)
+        {
+            var name = System.Text.Encoding.UTF8.GetBytes(thread.Name);
+            data.Slice(24, 16).Clear();
+            name.AsSpan(0, Math.Min(15, name.Length)).CopyTo(data[24..]);
+            calls.Add(("prctl(PR_SET_NAME)", new RemoteCall(Syscalls.prctl, PR_SET_NAME, (long)dataAt + 24)));
+        }
+        return calls;
     }
 
     /// <summary>
