@@ -34,7 +34,7 @@ internal static class ErrorRecords
         {
             RestartFailure.ContextNotFound => ErrorCategory.ObjectNotFound,
             RestartFailure.ContextInvalid => ErrorCategory.InvalidData,
-            RestartFailure.PidInUse => ErrorCategory.ResourceExists,
+            RestartFailure.PidInUse or RestartFailure.FileInUse => ErrorCategory.ResourceExists,
             RestartFailure.FileMissing => ErrorCategory.ObjectNotFound,
             RestartFailure.FileChanged => ErrorCategory.InvalidData,
             RestartFailure.Unsupported => ErrorCategory.NotImplemented,

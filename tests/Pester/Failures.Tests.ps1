@@ -81,7 +81,7 @@ Describe 'A target that does not exist' {
 
 Describe 'A descriptor the engine cannot save: <Kind>' -ForEach @(
     @{ Kind = 'inet'; Words = 'socket' }
-    @{ Kind = 'unixlisten'; Words = 'socket' }
+    @{ Kind = 'unixdgram'; Words = 'socket' }
     @{ Kind = 'eventfd'; Words = 'eventfd' }
     @{ Kind = 'epoll'; Words = 'epoll' }
 ) {

@@ -161,12 +161,21 @@ Describe '.NET console program (dotnet-counter) keeps counting in several thread
         if ($LASTEXITCODE -ne 0) { throw "dotnet build of $project failed:`n$($messages -join "`n")" }
         $dll = Join-Path $output 'dotnet-counter.dll'
 
-        # DOTNET_EnableDiagnostics=0: no debugger pipes and no diagnostics IPC socket, which the engine cannot save.
-        function Start-DotnetCounter([string[]] $Arguments, [hashtable] $Environment = @{ DOTNET_EnableDiagnostics = '0' }) {
+        # As users run it: with the runtime's diagnostics server listening on its unix socket.
+        function Start-DotnetCounter([string[]] $Arguments, [hashtable] $Environment = @{}) {
             foreach ($k in $Environment.Keys) { Set-Item "env:$k" $Environment[$k] }
-            try { Start-TestProgram -FilePath dotnet -ArgumentList (@($dll) + $Arguments) -WaitFor '^TICK 2 ' -TimeoutSec 30 }
+            try {
+                $started = Start-TestProgram -FilePath dotnet -ArgumentList (@($dll) + $Arguments) -WaitFor '^TICK 2 ' -TimeoutSec 30
+                $script:DotnetPids += $started.Id
+                $started
+            }
             finally { foreach ($k in $Environment.Keys) { Remove-Item "env:$k" -ErrorAction Ignore } }
         }
+        $script:DotnetPids = @()
+    }
+    AfterAll {
+        # A killed runtime leaves its diagnostics socket file behind.
+        foreach ($id in $script:DotnetPids) { Remove-Item "/tmp/dotnet-diagnostic-$id-*-socket" -ErrorAction Ignore }
     }
 
     Context 'with no collection forced (GC_EVERY 0): 3 cycles<Label>' -ForEach @(
@@ -174,7 +183,7 @@ Describe '.NET console program (dotnet-counter) keeps counting in several thread
     ) {
         BeforeAll {
             # A big first-generation budget too, so that the runtime does not collect on its own during the test.
-            $program = Start-DotnetCounter '4', '0' @{ DOTNET_EnableDiagnostics = '0'; DOTNET_GCgen0size = '10000000' }
+            $program = Start-DotnetCounter '4', '0' @{ DOTNET_GCgen0size = '10000000' }
             $threadsBefore = (Get-ThreadIds $program.Id).Count
             $cycles = @(Invoke-RestartCycles $program 3 $TestDrive -NoRestorePid:$NoRestorePid)
         }
@@ -228,22 +237,56 @@ Describe '.NET console program (dotnet-counter) keeps counting in several thread
         }
     }
 
-    Context 'without DOTNET_EnableDiagnostics=0' {
+    Context 'asked through its diagnostics server before and after: 2 cycles' {
         BeforeAll {
-            $program = Start-DotnetCounter '2', '0' @{}
-        }
-        AfterAll { Stop-TestProgram $program }
+            # The runtime listens on /tmp/dotnet-diagnostic-PID-KEY-socket, from a thread blocked in poll(),
+            # for dotnet-trace, dotnet-counters and debuggers.
+            function Request-ProcessInfo([string] $Socket) {
+                $client = [System.Net.Sockets.Socket]::new('Unix', 'Stream', 'Unspecified')
+                try {
+                    $client.ReceiveTimeout = 10000
+                    $client.Connect([System.Net.Sockets.UnixDomainSocketEndPoint]::new($Socket))
+                    # The IPC header: magic, total size, command set 4 (Process), command 0 (ProcessInfo), reserved.
+                    $header = [byte[]]::new(20)
+                    [System.Text.Encoding]::ASCII.GetBytes("DOTNET_IPC_V1").CopyTo($header, 0)
+                    [BitConverter]::GetBytes([uint16]20).CopyTo($header, 14)
+                    $header[16] = 4
+                    $null = $client.Send($header)
+                    $reply = [byte[]]::new(28)
+                    for ($got = 0; $got -lt 28; $got += $n) {
+                        $n = $client.Receive($reply, $got, 28 - $got, 'None')
+                        if ($n -eq 0) { throw "the diagnostics server closed the connection after $got bytes" }
+                    }
+                    # The reply: command set 0xFF (Server), command 0 (OK), then the process id as a uint64.
+                    [pscustomobject]@{ Ok = $reply[16] -eq 0xFF -and $reply[17] -eq 0; ProcessId = [BitConverter]::ToUInt64($reply, 20) }
+                }
+                finally { $client.Dispose() }
+            }
 
-        It 'is refused cleanly (the diagnostics IPC socket cannot be saved yet), and the program keeps counting' {
-            $tick = Get-LastTick $program
-            $path = Join-Path $TestDrive 'diagnostics.ctx'
-            $result = Invoke-CrCheckpoint -Id $program.Id -Path $path -ErrorAction SilentlyContinue -ErrorVariable errors
-            $result | Should -BeNullOrEmpty
-            $errors | Should -HaveCount 1
-            "$($errors[0])" | Should -Match 'socket'
-            Test-Path $path | Should -BeFalse
-            Test-ProcessUntouched $program.Id | Should -BeTrue
-            $null = Wait-TickPast $program $program.Id $tick
+            $program = Start-DotnetCounter '2', '0' @{}
+            $socket = @(Get-ChildItem /tmp -Filter "dotnet-diagnostic-$($program.Id)-*-socket")[0].FullName
+            $before = Request-ProcessInfo $socket
+            $cycles = @(Invoke-RestartCycles $program 2 $TestDrive)
+        }
+        AfterAll {
+            Stop-RestartedPrograms
+            Stop-TestProgram $program
+        }
+
+        It 'checkpoints the runtime with its diagnostics socket listening, and goes on counting after each restart' {
+            $before.Ok | Should -BeTrue
+            $before.ProcessId | Should -Be $program.Id
+            foreach ($c in $cycles) {
+                $c.Id | Should -Be $program.Id
+                $c.First.Tick | Should -Be ($c.Before.Tick + 1)
+                $c.Later.Shared | Should -Be $c.Later.Sum
+            }
+        }
+
+        It 'answers diagnostics clients again from the restarted runtime, on the same socket' {
+            $after = Request-ProcessInfo $socket
+            $after.Ok | Should -BeTrue
+            $after.ProcessId | Should -Be $program.Id
         }
     }
 }

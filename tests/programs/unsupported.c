@@ -1,6 +1,6 @@
 /*
  * unsupported KIND: holds one descriptor the engine cannot checkpoint yet, at fd 3, then waits.
- *   KIND: inet (TCP socket listening on 127.0.0.1, port 0), unixlisten (AF_UNIX stream socket listening at
+ *   KIND: inet (TCP socket listening on 127.0.0.1, port 0), unixdgram (AF_UNIX datagram socket bound to
  *         ./sock in the working directory), socketpair (AF_UNIX stream socketpair: 3 and 4), eventfd, epoll
  * Prints "HOLDS <kind> <fd>" then "READY <pid>". SIGUSR1 prints "USR1 <n>" (to show it still works).
  */
@@ -26,10 +26,10 @@ int main(int argc, char **argv)
         fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         if (fd == -1 || bind(fd, (struct sockaddr *)&a, sizeof a) == -1 || listen(fd, 1) == -1) die("socket");
-    } else if (strcmp(kind, "unixlisten") == 0) {
-        fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    } else if (strcmp(kind, "unixdgram") == 0) {
+        fd = socket(AF_UNIX, SOCK_DGRAM, 0);
         struct sockaddr_un a = { .sun_family = AF_UNIX, .sun_path = "sock" };
-        if (fd == -1 || bind(fd, (struct sockaddr *)&a, sizeof a) == -1 || listen(fd, 1) == -1) die("unix socket");
+        if (fd == -1 || bind(fd, (struct sockaddr *)&a, sizeof a) == -1) die("unix socket");
     } else if (strcmp(kind, "eventfd") == 0) {
         fd = eventfd(0, 0);
         if (fd == -1) die("eventfd");

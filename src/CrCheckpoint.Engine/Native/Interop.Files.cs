@@ -139,4 +139,22 @@ internal static partial class Interop
 
     [LibraryImport("libc", SetLastError = true)]
     public static unsafe partial int setsockopt(int fd, int level, int name, void* value, int length);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int bind(int fd, byte* address, int length);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int listen(int fd, int backlog);
+
+    [LibraryImport("libc")]
+    public static partial uint geteuid();
+
+    [LibraryImport("libc")]
+    public static partial uint getegid();
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int fchmodat(int dirfd, string path, int mode, int flags);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int fchownat(int dirfd, string path, uint owner, uint group, int flags);
 }

@@ -8,6 +8,8 @@ public enum RestartFailure
     /// <summary>The original pid belongs to a running process.</summary>
     PidInUse,
     FileMissing,
+    /// <summary>A name the restart must bind (a listening socket's) is held by a live socket.</summary>
+    FileInUse,
     FileChanged,
     Unsupported,
     PermissionDenied,

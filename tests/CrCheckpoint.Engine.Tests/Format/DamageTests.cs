@@ -151,7 +151,7 @@ public class DamageTests
         BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(8), (ushort)major);
         var e = ContextFiles.Refused(ContextFiles.Reseal(file));
         Assert.Equal(ContextFormatError.UnsupportedVersion, e.Error);
-        Assert.Contains($"format version {major}.0", e.Message);
+        Assert.Contains($"format version {major}.{FormatConstants.MinorVersion}", e.Message);
         if (major > 1)
             Assert.Contains("Upgrade CrCheckpoint", e.Message);
     }

@@ -29,8 +29,13 @@ public static class FileCapture
                     });
                     continue;
                 }
+                if (unix is { IsListening: true, Name: { Length: > 0 } name })
+                {
+                    descriptors.Add(Listening(pid, record, unix, name));
+                    continue;
+                }
                 throw new UnsupportedStateException(pid,
-                    $"descriptor {d.Fd} ({d.Target}) is a socket that is not one end of a unix socket pair (a network socket, a listening or named socket); this version cannot checkpoint it yet");
+                    $"descriptor {d.Fd} ({d.Target}) is a socket that is neither one end of a unix socket pair nor a listening unix socket (a network socket, or a connection through a named socket); this version cannot checkpoint it yet");
             }
             if (record.Kind is FileDescriptorKind.Socket or FileDescriptorKind.AnonymousInode or FileDescriptorKind.Other)
                 throw new UnsupportedStateException(pid,
@@ -52,6 +57,29 @@ public static class FileCapture
             descriptors.Add(record);
         }
         return (new FileTableRecord { Pid = pid, Descriptors = descriptors }, files);
+    }
+
+    /// <summary>
+    /// A server's listening socket: its name, backlog and socket file come back at restart. A name
+    /// relative to the directory the process bound it in is taken as relative to its current one.
+    /// </summary>
+    private static unsafe FileDescriptorRecord Listening(int pid, FileDescriptorRecord record, UnixSocketInfo unix, string name)
+    {
+        Native.Stat st = default;
+        if (!name.StartsWith('@'))
+        {
+            if (!name.StartsWith('/')) name = Path.Combine(ProcFds.ReadLink($"/proc/{pid}/cwd") ?? "/", name);
+            if (Native.Interop.fstatat(Native.Interop.AT_FDCWD, $"/proc/{pid}/root{name}", &st, Native.Interop.AT_SYMLINK_NOFOLLOW) != 0)
+                throw new UnsupportedStateException(pid,
+                    $"descriptor {record.Fd} listens on {name}, which no longer exists (it was removed while the socket stayed open); this version cannot checkpoint such a socket");
+        }
+        return new FileDescriptorRecord
+        {
+            Fd = record.Fd, Kind = FileDescriptorKind.ListeningSocket, Path = record.Path, Flags = record.Flags,
+            CloseOnExec = record.CloseOnExec, Identity = record.Identity, Inode = record.Inode, SocketType = unix.Type,
+            SocketName = name, ListenBacklog = (int)unix.Backlog, PendingConnections = (int)unix.ReceiveQueue,
+            SocketFileMode = st.Mode & 0xfff, SocketFileOwner = st.Uid, SocketFileGroup = st.Gid,
+        };
     }
 
     private static string Describe(FileDescriptorKind kind) => kind switch

@@ -14,6 +14,8 @@ public enum FileDescriptorKind
     Pipe,
     Fifo,
     Socket,
+    /// <summary>A unix socket listening on a name (a path, or the abstract namespace): bound and listening again at restart.</summary>
+    ListeningSocket,
     /// <summary>eventfd, epoll, signalfd, timerfd, inotify, pidfd...: not saved yet.</summary>
     AnonymousInode,
     Other,

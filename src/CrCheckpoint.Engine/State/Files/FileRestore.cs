@@ -14,11 +14,13 @@ public static class FileRestore
 {
     private const int F_SETFD = 2, FD_CLOEXEC = 1;
 
-    /// <summary>Refuses a restart whose regular files are missing, before anything is built.</summary>
+    /// <summary>Refuses a restart whose regular files are missing, or whose socket names are taken, before anything is built.</summary>
     public static void CheckFiles(ProcessImage process, PathRelocator relocate)
     {
+        var sockets = new Lazy<Dictionary<ulong, UnixSocketInfo>>(UnixSocketDiag.Dump);
         foreach (var d in process.Files.Descriptors)
         {
+            if (d.Kind == FileDescriptorKind.ListeningSocket) ListeningSocketRestore.Check(d, relocate, process.Pid, sockets);
             if (d.Kind is not (FileDescriptorKind.RegularFile or FileDescriptorKind.Directory or FileDescriptorKind.Fifo)) continue;
             var path = relocate.Map(d.Path);
             if (!File.Exists(path) && !Directory.Exists(path))

@@ -34,6 +34,17 @@ public sealed class FileDescriptorRecord
     /// <summary>For a unix socket of a socketpair: the inode of the other end, which must be in the checkpoint too.</summary>
     public ulong PeerInode { get; init; }
 
+    /// <summary>For a listening unix socket: the name it is bound to, a path or "@name" in the abstract namespace.</summary>
+    public string? SocketName { get; init; }
+    /// <summary>For a listening unix socket: listen()'s backlog.</summary>
+    public int ListenBacklog { get; init; }
+    /// <summary>For a listening unix socket: connections that waited to be accepted; they cannot be carried over.</summary>
+    public int PendingConnections { get; init; }
+    /// <summary>For a listening unix socket with a path: the socket file's permission bits, owner and group.</summary>
+    public uint SocketFileMode { get; init; }
+    public uint SocketFileOwner { get; init; }
+    public uint SocketFileGroup { get; init; }
+
     public bool Readable => (Flags & 3) is 0 or 2;
     public bool Writable => (Flags & 3) is 1 or 2;
 }

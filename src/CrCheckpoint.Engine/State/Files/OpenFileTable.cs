@@ -15,7 +15,7 @@ public sealed record StandardStreams(string? Input, string? Output, string? Erro
 /// opened (or created: pipes, unlinked files) once, here, with its flags and offset; every
 /// descriptor that shared it, in whatever process, pulls in this one with pidfd_getfd, so they
 /// share it again. Pipes between processes of the checkpoint are made anew and refilled with the
-/// bytes that were in flight. The engine closes all its copies when the restart is done, or
+/// bytes that were in flight; listening sockets listen again on their names. The engine closes all its copies when the restart is done, or
 /// nobody would ever see end-of-file.
 /// </summary>
 public sealed class OpenFileTable : IDisposable
@@ -53,6 +53,13 @@ public sealed class OpenFileTable : IDisposable
             return Pipe(d.Inode, d.Readable && !d.Writable, d.Flags);
         if (d.Kind == FileDescriptorKind.Socket)
             return Socket(d);
+        if (d.Kind == FileDescriptorKind.ListeningSocket)
+        {
+            if (!_sockets.TryGetValue(d.Inode, out var listener))
+                _sockets[d.Inode] = listener = ListeningSocketRestore.Listen(d, _relocate, _log);
+            fcntl((int)listener.DangerousGetHandle(), F_SETFL, d.Flags & O_NONBLOCK);
+            return (int)listener.DangerousGetHandle();
+        }
 
         var key = d.Description ?? $"{process.Pid}:{d.Fd}";
         if (!_descriptions.TryGetValue(key, out var handle))
@@ -149,7 +156,7 @@ public sealed class OpenFileTable : IDisposable
                         done += (int)n;
                     }
                 }
-                _log.Add($"pipe:[{inode}] refilled with {data.Length} bytes in flight");
+                if (data.Length > 0) _log.Add($"pipe:[{inode}] refilled with {data.Length} bytes in flight");
             }
             // Blocking or not is a property of each end (its open file description), as it was saved.
             fcntl(fds[0], F_SETFL, 0);

@@ -3,7 +3,17 @@ using CrCheckpoint.Engine.Native;
 namespace CrCheckpoint.Engine.State.Files;
 
 /// <summary>One unix socket as the kernel's sock_diag reports it.</summary>
-public sealed record UnixSocketInfo(ulong Inode, int Type, int State, ulong PeerInode, uint ReceiveQueue, string? Name);
+/// <summary>
+/// One unix socket as the kernel's sock_diag reports it. For a listening socket the receive queue
+/// counts the connections waiting to be accepted and <paramref name="Backlog"/> is listen()'s backlog.
+/// A name in the abstract namespace starts with '@'; a socket bound to a path has the inode of its socket file.
+/// </summary>
+public sealed record UnixSocketInfo(ulong Inode, int Type, int State, ulong PeerInode, uint ReceiveQueue, uint Backlog, string? Name, uint FileInode)
+{
+    public const int Listening = 10; // TCP_LISTEN, which unix sockets use too
+
+    public bool IsListening => State == Listening;
+}
 
 /// <summary>
 /// Lists every unix socket of the machine with its peer, through one NETLINK_SOCK_DIAG dump: the
@@ -13,8 +23,8 @@ public static unsafe class UnixSocketDiag
 {
     private const int AF_NETLINK = 16, AF_UNIX = 1, SOCK_RAW = 3, SOCK_CLOEXEC = 0x80000, NETLINK_SOCK_DIAG = 4;
     private const ushort SOCK_DIAG_BY_FAMILY = 20, NLM_F_REQUEST = 1, NLM_F_DUMP = 0x300, NLMSG_DONE = 3, NLMSG_ERROR = 2;
-    private const uint UDIAG_SHOW_NAME = 1, UDIAG_SHOW_PEER = 4, UDIAG_SHOW_RQLEN = 0x10;
-    private const ushort UNIX_DIAG_NAME = 0, UNIX_DIAG_PEER = 2, UNIX_DIAG_RQLEN = 4;
+    private const uint UDIAG_SHOW_NAME = 1, UDIAG_SHOW_VFS = 2, UDIAG_SHOW_PEER = 4, UDIAG_SHOW_RQLEN = 0x10;
+    private const ushort UNIX_DIAG_NAME = 0, UNIX_DIAG_VFS = 1, UNIX_DIAG_PEER = 2, UNIX_DIAG_RQLEN = 4;
 
     public static Dictionary<ulong, UnixSocketInfo> Dump()
     {
@@ -29,7 +39,7 @@ public static unsafe class UnixSocketDiag
             *(ushort*)(request + 6) = NLM_F_REQUEST | NLM_F_DUMP;
             request[16] = AF_UNIX;
             *(uint*)(request + 20) = 0xffffffff; // every state
-            *(uint*)(request + 28) = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN;
+            *(uint*)(request + 28) = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN;
             if (Interop.write(fd, request, 40) != 40) throw new NativeException("sock_diag request", ErrnoCheck.LastErrno);
 
             var result = new Dictionary<ulong, UnixSocketInfo>();
@@ -64,7 +74,7 @@ public static unsafe class UnixSocketDiag
         int type = message[1], state = message[2];
         var inode = *(uint*)(message + 4);
         ulong peer = 0;
-        uint rqueue = 0;
+        uint rqueue = 0, wqueue = 0, fileInode = 0;
         string? name = null;
         for (var at = 16; at + 4 <= length;)
         {
@@ -75,11 +85,18 @@ public static unsafe class UnixSocketDiag
             switch (attrType)
             {
                 case UNIX_DIAG_PEER: peer = *(uint*)payload; break;
-                case UNIX_DIAG_RQLEN: rqueue = *(uint*)payload; break;
-                case UNIX_DIAG_NAME: name = System.Text.Encoding.UTF8.GetString(payload, attrLength - 4).TrimEnd('\0'); break;
+                case UNIX_DIAG_VFS: fileInode = *(uint*)payload; break;
+                case UNIX_DIAG_RQLEN:
+                    rqueue = *(uint*)payload;
+                    wqueue = *(uint*)(payload + 4);
+                    break;
+                case UNIX_DIAG_NAME:
+                    name = System.Text.Encoding.UTF8.GetString(payload, attrLength - 4);
+                    name = name.StartsWith('\0') ? "@" + name[1..] : name.TrimEnd('\0');
+                    break;
             }
             at += (attrLength + 3) & ~3;
         }
-        into[inode] = new UnixSocketInfo(inode, type, state, peer, rqueue, name);
+        into[inode] = new UnixSocketInfo(inode, type, state, peer, rqueue, wqueue, name, fileInode);
     }
 }

@@ -138,6 +138,15 @@ public static class MemoryRestore
                             ?? image.FileContents.First(f => f.Record.Key == area.SavedFileKey);
                         if (content.Source != process.Source)
                             throw new RestartException(RestartFailure.ContextInvalid, $"the saved copy of {area.Path} is not in the context file of process {process.Pid}.");
+                        if (content.DataLength == 0)
+                        {
+                            // An empty file has no data to map from the context: an empty memfd stands
+                            // in (.NET maps one, PROT_NONE, to probe for memfd support).
+                            fd = EmptyFileInTarget(tracee, openFiles, area);
+                            offset = (long)area.Offset;
+                            flags |= shared ? MAP_SHARED : MAP_PRIVATE;
+                            break;
+                        }
                         if (content.DataOffset < 0 || content.DataOffset % 4096 != 0)
                             throw new RestartException(RestartFailure.Unsupported,
                                 $"the saved copy of {area.Path} is not page-aligned in the context file (was it written to a pipe?); it cannot be mapped.");
@@ -277,6 +286,18 @@ public static class MemoryRestore
             NativeMemory.Free(data);
         }
         return total;
+    }
+
+    private static long EmptyFileInTarget(Tracee tracee, Dictionary<(string, bool), long> cache, MemoryAreaRecord area)
+    {
+        var key = ("empty:" + area.SavedFileKey, false);
+        if (cache.TryGetValue(key, out var fd)) return fd;
+        var name = StripDeleted(area.Path);
+        name = name.StartsWith("/memfd:", StringComparison.Ordinal) ? name[7..] : Path.GetFileName(name);
+        fd = tracee.CheckedSyscall($"memfd_create for the empty {area.Path}", Syscalls.memfd_create,
+            tracee.ScratchString(name.Length > 240 ? name[..240] : name), MFD_CLOEXEC);
+        cache[key] = fd;
+        return fd;
     }
 
     private static long OpenInTarget(Tracee tracee, Dictionary<(string, bool), long> cache, string path, bool writable)
