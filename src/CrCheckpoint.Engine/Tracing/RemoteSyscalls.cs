@@ -81,14 +81,16 @@ public sealed unsafe partial class Tracee
         return r;
     }
 
-    /// <summary>A private page in the target for the pointer arguments of remote calls, unmapped on release.</summary>
+    /// <summary>A page in the target for the pointer arguments of remote calls, unmapped on release.</summary>
     public ulong Scratch
     {
         get
         {
             if (_scratch != 0) return _scratch;
-            const long PROT_READ = 1, PROT_WRITE = 2, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
-            _scratch = (ulong)CheckedSyscall("mmap (scratch)", Syscalls.mmap, 0, ScratchSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            // Shared, so that the kernel never merges it into a private anonymous area of the
+            // process next to it: that area must read exactly as it was while it is saved.
+            const long PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_ANONYMOUS = 0x20;
+            _scratch = (ulong)CheckedSyscall("mmap (scratch)", Syscalls.mmap, 0, ScratchSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
             return _scratch;
         }
     }
