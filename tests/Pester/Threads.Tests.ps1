@@ -233,6 +233,53 @@ Describe 'New thread ids with -NoRestorePid (threads_counter, 8 threads)' {
     }
 }
 
+Describe 'Threads of a process that runs as another user (threads_counter as uid/gid 65534 with groups 100 and 65534, 8 threads)' {
+    BeforeAll {
+        # Credentials belong to each thread: every one of them must give up root at restart, not the main one alone.
+        function Get-ThreadCredentials([int] $Id) {
+            foreach ($tid in Get-ThreadIds $Id) {
+                $lines = Get-Content "/proc/$Id/task/$tid/status"
+                $pick = { param($key) (($lines | Where-Object { $_ -like "${key}:*" }) -replace "^${key}:\s*", '' -replace '\s+', ' ').Trim() }
+                "$tid uid=$(& $pick Uid) gid=$(& $pick Gid) groups=$(& $pick Groups)"
+            }
+        }
+        $counter = Build-TestProgram threads_counter
+        $program = Start-TestProgram -FilePath setpriv -ArgumentList '--reuid=65534', '--regid=65534', '--groups=100,65534', $counter, '8' -WaitFor '^READY ' -TimeoutSec 30
+        $before = Read-CounterReport $program $program.Id
+        $credentialsBefore = @(Get-ThreadCredentials $program.Id)
+        $checkpoint = Invoke-CheckpointAndKill $program $program.Id (Join-Path $TestDrive 'counter-nobody.ctx')
+        $restart = Restart-ThreadProgram $checkpoint.Path -Directory $TestDrive
+        $id = $restart.ProcessIds[0]
+        $credentialsAfter = @(Get-ThreadCredentials $id)
+    }
+    AfterAll {
+        Stop-RestartedPrograms
+        Stop-TestProgram $program
+    }
+
+    It 'ran every thread as uid and gid 65534 with groups 100 and 65534 before the checkpoint' {
+        $credentialsBefore | Should -HaveCount 8
+        foreach ($c in $credentialsBefore) { $c | Should -Match ' uid=65534 65534 65534 65534 gid=65534 65534 65534 65534 groups=100 65534$' }
+    }
+
+    It 'gives every thread back its user, group and supplementary groups: no thread is left running as root' {
+        $credentialsAfter | Should -Be $credentialsBefore
+        $restart.Messages -match 'runs as uid 65534 gid 65534 again, in every thread' | Should -Not -BeNullOrEmpty
+    }
+
+    It 'leaves the process dumpable, as it was: its /proc files belong to its user, not to root' {
+        (& stat -c '%u' "/proc/$id/status") | Should -Be '65534'
+    }
+
+    It 'lets every thread count on, the counters consistent' {
+        $after = Read-CounterReport $program $id
+        for ($i = 0; $i -lt 8; $i++) { $after.Counts[$i] | Should -BeGreaterOrEqual $before.Counts[$i] }
+        $later = Wait-AllCounting $program $id $after
+        $later.Shared | Should -Be $later.Sum
+        $later.Bad | Should -Be 0
+    }
+}
+
 Describe 'Condition variables, pthread_join and blocked reads (threads_sync)<Label>' -ForEach @(
     @{ NoRestorePid = $false; Label = '' }, @{ NoRestorePid = $true; Label = ', -NoRestorePid' }
 ) {

@@ -39,6 +39,8 @@ public static class ProcessCapture
         var itimers = IntervalTimerRecord.Capture(tracee);
         const int MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
         var membarrier = tracee.Syscall(Native.Syscalls.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0);
+        const int PR_GET_DUMPABLE = 3;
+        var dumpable = tracee.Syscall(Native.Syscalls.prctl, PR_GET_DUMPABLE);
         var threads = new List<ThreadRecord>();
         foreach (var t in frozen.Threads)
         {
@@ -76,6 +78,7 @@ public static class ProcessCapture
             Signals = signals,
             Timers = itimers,
             MembarrierRegistrations = membarrier > 0 ? (int)membarrier : 0,
+            Dumpable = dumpable >= 0 ? (int)dumpable : null,
             ThreadIds = threads.Select(t => t.Tid).ToArray(),
         };
 

@@ -32,7 +32,7 @@ public sealed class ProcStatus
 
     /// <summary>Real, effective, saved and filesystem ids from the Uid: or Gid: line.</summary>
     public uint[] Ids(string key) =>
-        (this[key] ?? "").Split('\t', ' ', StringSplitOptions.RemoveEmptyEntries).Select(uint.Parse).ToArray();
+        (this[key] ?? "").Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries).Select(uint.Parse).ToArray();
 
     public uint[] Groups => Ids("Groups");
 }

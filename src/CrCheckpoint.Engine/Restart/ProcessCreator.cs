@@ -1,5 +1,7 @@
 using CrCheckpoint.Engine.Native;
 using CrCheckpoint.Engine.Proc;
+using CrCheckpoint.Engine.Image;
+using CrCheckpoint.Engine.State.Credentials;
 using CrCheckpoint.Engine.State.Threads;
 using CrCheckpoint.Engine.Tracing;
 using static CrCheckpoint.Engine.Native.Interop;
@@ -122,28 +124,37 @@ public static unsafe class ProcessCreator
     /// makes its own calls, then a clone3 per thread (with set_tid for the original id, and
     /// CLONE_CHILD_CLEARTID for its clear_child_tid); each new thread, traced by us from birth
     /// (CLONE_PTRACE, which unlike PTRACE_O_TRACECLONE does not stop the leader at every clone),
-    /// makes its own calls and stops. None runs the program before its
-    /// registers are replaced. Returns the threads after the leader, in the order of the records.
+    /// makes its own calls and stops. Every thread gives up root for its saved ids last (see
+    /// <see cref="CredentialsRestore"/>). None runs the program before its registers are replaced.
+    /// Returns the threads after the leader, in the order of the records.
     /// </summary>
-    public static List<Tracee> CreateThreads(Tracee leader, IReadOnlyList<ThreadRecord> records, bool restoreIds)
+    public static List<Tracee> CreateThreads(Tracee leader, ProcessImage process, bool restoreIds, MessageLog log)
     {
         const ulong CLONE_CHILD_CLEARTID = 0x00200000;
-        const int Slot = 512, ArgsAt = 0, TidAt = 88, DataAt = 96, TableAt = 192;
+        const int Slot = 768, ArgsAt = 0, TidAt = 88, DataAt = 96, TableAt = 144;
         const int MostCalls = (Slot - TableAt) / Tracee.BatchEntry - 1;
+        var records = process.Threads;
         var leaderName = records[0].Name;
         var created = new List<Tracee>();
         try
         {
+            // The end of the batch room holds what every trip needs: the leader's data, the groups.
             var leaderData = new byte[ThreadRestore.KernelStateDataSize];
-            var leaderDataAt = leader.Scratch + Tracee.BatchRoom - (ulong)leaderData.Length;
-            var leaderCalls = ThreadRestore.KernelStateCalls(records[0], leader: true, leaderName, leaderDataAt, leaderData);
-            leader.WriteScratch(leaderData, Tracee.BatchRoom - leaderData.Length);
+            var leaderDataAt = Tracee.BatchRoom - leaderData.Length;
+            var groups = CredentialsRestore.GroupsData(process.Process.Credentials);
+            var groupsAt = (leaderDataAt - groups.Length) & ~7;
+            var credentials = CredentialsRestore.Calls(process.Process.Credentials, leader.Scratch + (ulong)groupsAt);
+            var leaderCalls = ThreadRestore.KernelStateCalls(records[0], leader: true, leaderName, leader.Scratch + (ulong)leaderDataAt, leaderData);
+            leader.WriteScratch(leaderData, leaderDataAt);
+            leader.WriteScratch(groups, groupsAt);
             var next = 1;
             do
             {
-                var room = Tracee.BatchRoom - leaderData.Length - (leaderCalls.Count + 1) * Tracee.BatchEntry;
+                var room = groupsAt - (leaderCalls.Count + credentials.Count + 1) * Tracee.BatchEntry;
                 var count = Math.Min(records.Count - next, room / (Slot + Tracee.BatchEntry));
-                var slotsAt = (leaderCalls.Count + count + 1) * Tracee.BatchEntry;
+                var last = next + count == records.Count;
+                var leaderLast = last ? credentials : [];
+                var slotsAt = (leaderCalls.Count + count + leaderLast.Count + 1) * Tracee.BatchEntry;
                 var image = new byte[slotsAt + count * Slot];
                 var childCalls = new List<(string Name, RemoteCall Call)>[count];
                 var clones = new List<RemoteCall>();
@@ -167,16 +178,19 @@ public static unsafe class ProcessCreator
                     MemoryMarshal.AsBytes(args.AsSpan()).CopyTo(slot[ArgsAt..]);
                     childCalls[i] = ThreadRestore.KernelStateCalls(record, leader: false, leaderName, at + DataAt,
                         slot.Slice(DataAt, ThreadRestore.KernelStateDataSize));
+                    childCalls[i].AddRange(credentials);
                     if (childCalls[i].Count > MostCalls) throw new InvalidOperationException("too many per-thread calls for a thread's slot");
                     Tracee.EncodeBatch(childCalls[i].Select(c => c.Call).ToList()).CopyTo(slot[TableAt..]);
                     clones.Add(new RemoteCall(Syscalls.clone3, (long)at + ArgsAt, 88, (long)at + TableAt));
                 }
-                Tracee.EncodeBatch(leaderCalls.Select(c => c.Call).Concat(clones).ToList()).CopyTo(image, 0);
+                var leaderTable = leaderCalls.Concat(clones.Select(c => ("clone3", c))).Concat(leaderLast).ToList();
+                Tracee.EncodeBatch(leaderTable.Select(c => c.Item2).ToList()).CopyTo(image, 0);
                 leader.WriteScratch(image);
                 leader.RunBatchAt(leader.Scratch);
                 leader.ReadScratch(image.AsSpan(0, slotsAt));
 
-                var failure = CheckResults(image, 0, leaderCalls, "the main thread");
+                var failure = CheckResults(image, 0, leaderCalls, "the main thread")
+                    ?? CheckResults(image, (leaderCalls.Count + count) * Tracee.BatchEntry, leaderLast, "the main thread");
                 var started = new List<Tracee>();
                 for (var i = 0; i < count; i++)
                 {
@@ -203,6 +217,15 @@ public static unsafe class ProcessCreator
                 leaderCalls = [];
                 next += count;
             } while (next < records.Count);
+
+            if (credentials.Count > 0)
+            {
+                // Each change of ids made the process undumpable; it was not, most likely.
+                const int PR_SET_DUMPABLE = 4;
+                leader.CheckedSyscall("prctl(PR_SET_DUMPABLE)", Syscalls.prctl, PR_SET_DUMPABLE, process.Process.Dumpable ?? 1);
+                var c = process.Process.Credentials;
+                log.Add($"process {leader.Pid} runs as uid {c.Uids[1]} gid {c.Gids[1]} again{(records.Count > 1 ? ", in every thread" : "")}");
+            }
             return created;
         }
         catch

@@ -169,7 +169,7 @@ public static class Restarter
             {
                 var r = rebuilt[p.Pid];
                 bytes += RebuildProcess(request, image, p, r.Leader, relocate, shared, files, log);
-                var threads = ProcessCreator.CreateThreads(r.Leader, p.Threads, request.RestorePid);
+                var threads = ProcessCreator.CreateThreads(r.Leader, p, request.RestorePid, log);
                 all.AddRange(threads);
                 r.Threads.AddRange(threads.Zip(p.Threads.Skip(1)));
                 if (threads.Count > 0) log.Add($"process {r.Leader.Pid}: {threads.Count} more thread(s) created");
@@ -177,7 +177,6 @@ public static class Restarter
                     foreach (var (t, record) in r.Threads) ThreadRestore.FixCachedThreadId(t, record);
                 SignalRestore.RestorePending(r.Leader, p.Process.Signals.SharedPending, []);
                 foreach (var (t, record) in r.Threads) SignalRestore.RestorePending(t, [], record.PendingSignals);
-                ProcessRestore.RestoreCredentials(r.Leader, p.Process, log);
             }
             if (order.Sum(p => p.Threads.Count) > order.Count) log.Add($"created {order.Sum(p => Math.Max(0, p.Threads.Count - 1))} more thread(s)");
 

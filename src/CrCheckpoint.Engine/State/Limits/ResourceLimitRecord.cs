@@ -24,9 +24,29 @@ public sealed class ResourceLimitRecord
         {
             RLimit old;
             if (Interop.prlimit(pid, r, null, &old) == -1)
-                throw new NativeException($"prlimit({pid}, RLIMIT_{Names[r]})", ErrnoCheck.LastErrno);
+            {
+                var errno = ErrnoCheck.LastErrno;
+                // prlimit on another user's process needs CAP_SYS_RESOURCE, which containers often
+                // drop even for root; /proc/PID/limits tells the same to anyone.
+                if (errno == (int)Errno.EPERM) return FromProcLimits(pid);
+                throw new NativeException($"prlimit({pid}, RLIMIT_{Names[r]})", errno);
+            }
             limits.Add(new ResourceLimitRecord { Resource = r, Name = Names[r], Soft = old.Current, Hard = old.Max });
         }
         return limits;
+    }
+
+    /// <summary>/proc/PID/limits: a header, then one row per resource in resource order, the name in the first 26 columns.</summary>
+    private static List<ResourceLimitRecord> FromProcLimits(int pid)
+    {
+        var rows = File.ReadAllLines($"/proc/{pid}/limits").Skip(1).ToList();
+        if (rows.Count < Interop.RLIM_NLIMITS)
+            throw new InvalidDataException($"/proc/{pid}/limits has {rows.Count} limits, not {Interop.RLIM_NLIMITS}");
+        static ulong Value(string v) => v == "unlimited" ? ulong.MaxValue : ulong.Parse(v, System.Globalization.CultureInfo.InvariantCulture);
+        return rows.Take(Interop.RLIM_NLIMITS).Select((row, r) =>
+        {
+            var fields = row[26..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return new ResourceLimitRecord { Resource = r, Name = Names[r], Soft = Value(fields[0]), Hard = Value(fields[1]) };
+        }).ToList();
     }
 }

@@ -80,20 +80,4 @@ public static class ProcessRestore
         }
     }
 
-    /// <summary>
-    /// Ids last: once the process is no longer root it could not do the rest. Capabilities beyond
-    /// what the ids imply are not restored.
-    /// </summary>
-    public static void RestoreCredentials(Tracee tracee, ProcessRecord process, MessageLog log)
-    {
-        var c = process.Credentials;
-        if (c.Uids.Length < 3 || c.Gids.Length < 3) return;
-        if (c.Uids.All(u => u == 0) && c.Gids.All(g => g == 0)) return;
-        var groups = c.Groups.SelectMany(BitConverter.GetBytes).ToArray();
-        tracee.WriteScratch(groups);
-        tracee.CheckedSyscall("setgroups", Syscalls.setgroups, c.Groups.Length, (long)tracee.Scratch);
-        tracee.CheckedSyscall("setresgid", Syscalls.setresgid, c.Gids[0], c.Gids[1], c.Gids[2]);
-        tracee.CheckedSyscall("setresuid", Syscalls.setresuid, c.Uids[0], c.Uids[1], c.Uids[2]);
-        log.Add($"process runs as uid {c.Uids[1]} gid {c.Gids[1]} again");
-    }
 }
