@@ -41,15 +41,14 @@ public static class ProcessCapture
         var membarrier = tracee.Syscall(Native.Syscalls.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0);
         const int PR_GET_DUMPABLE = 3;
         var dumpable = tracee.Syscall(Native.Syscalls.prctl, PR_GET_DUMPABLE);
-        var threads = new List<ThreadRecord>();
-        foreach (var t in frozen.Threads)
-        {
-            if (t != tracee) t.ShareRemoteStateOf(tracee);
-            var thread = ThreadCapture.Capture(t, t == tracee ? stat.Comm : ThreadName(pid, t.Tid));
-            if (thread.InterruptedSyscall is { } sc)
-                log.Add($"thread {t.Tid} of process {pid} was inside system call {sc.Number} (return {sc.ReturnCode}); it will carry on with it");
-            threads.Add(thread);
-        }
+        foreach (var t in frozen.Threads.Where(t => t != tracee)) t.ShareRemoteStateOf(tracee);
+        var threads = ThreadCapture.Capture(frozen.Threads, t => t == tracee ? stat.Comm : ThreadName(pid, t.Tid));
+        var inSyscalls = threads.Where(t => t.InterruptedSyscall is not null).ToList();
+        if (inSyscalls.Count is > 0 and <= 4)
+            foreach (var t in inSyscalls)
+                log.Add($"thread {t.Tid} of process {pid} was inside system call {t.InterruptedSyscall!.Number} (return {t.InterruptedSyscall.ReturnCode}); it will carry on with it");
+        else if (inSyscalls.Count > 4)
+            log.Add($"{inSyscalls.Count} threads of process {pid} were inside system calls ({string.Join(", ", inSyscalls.GroupBy(t => t.InterruptedSyscall!.Number).Select(g => $"{g.Count()} in {g.Key}"))}); they will carry on with them");
 
         var (map, plans, mapped) = MemoryCapture.Plan(pid, areas, executable, save);
         var exeIdentity = map.Areas.FirstOrDefault(a => a.Path == executable || a.Path == executable + " (deleted)")?.File;

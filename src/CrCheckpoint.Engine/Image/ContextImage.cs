@@ -95,6 +95,7 @@ public sealed class ContextImage
         };
 
         ProcessImage? current = null;
+        var threads = new List<(ProcessImage Process, RecordInfo Record)>();
         ProcessImage Current(RecordInfo r) => current ?? throw new ContextFormatException(ContextFormatError.Corrupt, r.RecordOffset,
             $"{name}: a {r.Kind} record comes before any Process record.");
 
@@ -107,7 +108,7 @@ public sealed class ContextImage
                     image.Processes.Add(current);
                     break;
                 case RecordKind.Thread:
-                    Current(record).Threads.Add(record.GetMetadata<ThreadRecord>());
+                    threads.Add((Current(record), record));
                     break;
                 case RecordKind.MemoryMap:
                     Current(record).Map = record.GetMetadata<MemoryMapRecord>();
@@ -146,6 +147,13 @@ public sealed class ContextImage
                     break;
                 }
             }
+        }
+
+        foreach (var group in threads.GroupBy(t => t.Process))
+        {
+            var records = group.Select(t => t.Record).ToList();
+            if (records.Count <= 4) group.Key.Threads.AddRange(records.Select(r => r.GetMetadata<ThreadRecord>()));
+            else group.Key.ParseThreadsLater(Task.Run(() => records.Select(r => r.GetMetadata<ThreadRecord>()).ToList()));
         }
         return image;
     }

@@ -9,7 +9,29 @@ namespace CrCheckpoint.Engine.Image;
 public sealed class ProcessImage
 {
     public required ProcessRecord Process { get; init; }
-    public List<ThreadRecord> Threads { get; } = [];
+    private Task<List<ThreadRecord>>? _threadsParsing;
+    private List<ThreadRecord> _threads = [];
+
+    /// <summary>
+    /// The Thread records, main thread first. They may still be being parsed in the background
+    /// (see <see cref="ParseThreadsLater"/>); the first use waits for them. Until then,
+    /// <see cref="ProcessRecord.ThreadIds"/> tells which threads there are.
+    /// </summary>
+    public List<ThreadRecord> Threads
+    {
+        get
+        {
+            if (_threadsParsing is { } parsing)
+            {
+                try { _threads = parsing.GetAwaiter().GetResult(); }
+                finally { _threadsParsing = null; }
+            }
+            return _threads;
+        }
+    }
+
+    /// <summary>A thread record is mostly its XSAVE area: with many threads, a restart parses them while it rebuilds memory.</summary>
+    internal void ParseThreadsLater(Task<List<ThreadRecord>> parsing) => _threadsParsing = parsing;
     public MemoryMapRecord Map { get; set; } = new();
     public FileTableRecord Files { get; set; } = new();
     public List<PagesImage> Pages { get; } = [];

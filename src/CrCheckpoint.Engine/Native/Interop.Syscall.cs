@@ -3,7 +3,7 @@ namespace CrCheckpoint.Engine.Native;
 /// <summary>x86-64 system call numbers the engine issues directly or inside a target.</summary>
 public static class Syscalls
 {
-    public const long read = 0, write = 1, open = 2, close = 3, lseek = 8, mmap = 9, mprotect = 10, munmap = 11,
+    public const long read = 0, write = 1, open = 2, close = 3, lseek = 8, mmap = 9, mprotect = 10, munmap = 11, madvise = 28,
         brk = 12, rt_sigaction = 13, rt_sigprocmask = 14, pread64 = 17, pwrite64 = 18, mremap = 25, dup = 32, dup2 = 33,
         getitimer = 36, setitimer = 38, getpid = 39, clone = 56, exit = 60, kill = 62, fcntl = 72, chdir = 80,
         fchdir = 81, umask = 95, getrlimit = 97, ptrace = 101, setpgid = 109, setsid = 112, sigaltstack = 131,

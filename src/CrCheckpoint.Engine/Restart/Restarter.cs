@@ -42,7 +42,7 @@ public static class Restarter
             if (kernel != image.Image.KernelRelease)
                 log.Add($"the checkpoint was taken on kernel {image.Image.KernelRelease}, this is {kernel}");
             if (request.RestorePid)
-                foreach (var tid in order.SelectMany(p => p.Process.Zombie ? [p.Pid] : p.Threads.Select(t => t.Tid)))
+                foreach (var tid in order.SelectMany(p => p.Process.Zombie ? [p.Pid] : p.Process.ThreadIds))
                     ProcessCreator.WaitForFreePid(tid, request.PidWait);
 
             var verifier = DataVerifier.Start(image);
@@ -71,6 +71,7 @@ public static class Restarter
             {
                 UnauthorizedAccessException => RestartFailure.PermissionDenied,
                 NativeException { Errno: Errno.EPERM or Errno.EACCES } => RestartFailure.PermissionDenied,
+                ContextFormatException => RestartFailure.ContextInvalid,
                 _ => RestartFailure.Failed,
             }, $"restart from {request.Path} failed: {e.Message}. Nothing was left running.", request.Path, e) { Messages = log.Messages };
         }
@@ -98,7 +99,7 @@ public static class Restarter
         if (image.Processes.Count == 0)
             throw new RestartException(RestartFailure.ContextInvalid, $"{image.Path} holds no process.", image.Path);
         foreach (var p in image.Processes.Where(p => !p.Process.Zombie))
-            if (p.Threads.Count == 0 || p.Threads[0].Tid != p.Pid)
+            if (p.Process.ThreadIds.Length == 0 || p.Process.ThreadIds[0] != p.Pid)
                 throw new RestartException(RestartFailure.ContextInvalid,
                     $"process {p.Pid} in {image.Path} has no record of its main thread.", image.Path);
         var order = new List<ProcessImage>();
@@ -123,7 +124,8 @@ public static class Restarter
     {
         public ProcessImage Image { get; } = image;
         public Tracee Leader { get; } = leader;
-        public List<(Tracee Tracee, ThreadRecord Record)> Threads { get; } = [(leader, image.Threads.FirstOrDefault()!)];
+        /// <summary>Every thread, the leader first; filled once the threads are created.</summary>
+        public List<(Tracee Tracee, ThreadRecord Record)> Threads { get; } = [];
     }
 
     private static (Dictionary<int, int> Pids, long Bytes) Rebuild(RestartRequest request, ContextImage image, List<ProcessImage> order,
@@ -169,8 +171,12 @@ public static class Restarter
             {
                 var r = rebuilt[p.Pid];
                 bytes += RebuildProcess(request, image, p, r.Leader, relocate, shared, files, log);
+                if (p.Threads.Count != p.Process.ThreadIds.Length || p.Threads[0].Tid != p.Pid)
+                    throw new RestartException(RestartFailure.ContextInvalid,
+                        $"process {p.Pid} in {image.Path} has {p.Threads.Count} thread records for its {p.Process.ThreadIds.Length} threads.", image.Path);
                 var threads = ProcessCreator.CreateThreads(r.Leader, p, request.RestorePid, log);
                 all.AddRange(threads);
+                r.Threads.Add((r.Leader, p.Threads[0]));
                 r.Threads.AddRange(threads.Zip(p.Threads.Skip(1)));
                 if (threads.Count > 0) log.Add($"process {r.Leader.Pid}: {threads.Count} more thread(s) created");
                 if (!request.RestorePid)

@@ -31,17 +31,10 @@ public sealed unsafe class FrozenProcess : IDisposable
             {
                 var fresh = ProcTasks.ThreadIds(pid).Where(t => !seized.ContainsKey(t) && IsAlive(pid, t)).ToList();
                 if (fresh.Count == 0) break;
-                foreach (var tid in fresh)
-                {
-                    try
-                    {
-                        seized[tid] = Tracee.Seize(pid, tid, options);
-                    }
-                    catch (TraceeGoneException) when (tid != pid)
-                    {
-                        // A thread that exits while the others are frozen simply is not part of the checkpoint.
-                    }
-                }
+                // A thread that exits while the others are frozen simply is not part of the checkpoint.
+                foreach (var tracee in Tracee.SeizeAll(pid, fresh, options)) seized[tracee.Tid] = tracee;
+                if (fresh.Contains(pid) && !seized.ContainsKey(pid) && !ProcTasks.Exists(pid))
+                    throw new TraceeGoneException(pid, "no such process");
             }
             if (!seized.ContainsKey(pid))
                 throw new State.UnsupportedStateException(pid,

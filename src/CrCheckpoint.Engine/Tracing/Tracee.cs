@@ -36,42 +36,80 @@ public sealed unsafe partial class Tracee : IDisposable
     public bool WasGroupStopped { get; private set; }
 
     /// <summary>Attaches without stopping, then interrupts and waits until the thread is frozen.</summary>
-    public static Tracee Seize(int pid, int tid, int options = 0)
-    {
-        if (ptrace(PTRACE_SEIZE, tid, 0, options) == -1)
-        {
-            var errno = ErrnoCheck.LastErrno;
-            // A thread born while its siblings were being frozen is attached to us already (TRACECLONE).
-            if (errno == (int)Errno.EPERM && IsTracedByUs(tid)) return Adopt(pid, tid);
-            // The kernel refuses to attach to a thread that is exiting: it is as good as gone.
-            if (errno == (int)Errno.EPERM && IsExiting(pid, tid)) throw new TraceeGoneException(tid, "exiting");
-            throw errno switch
-            {
-                (int)Errno.ESRCH => new TraceeGoneException(tid, "no such process"),
-                (int)Errno.EPERM => new UnauthorizedAccessException(
-                    $"cannot trace process {pid}: it is already being traced, or this user lacks the privilege (CAP_SYS_PTRACE) to trace it"),
-                _ => new NativeException($"ptrace(PTRACE_SEIZE, {tid})", errno),
-            };
-        }
+    public static Tracee Seize(int pid, int tid, int options = 0) =>
+        SeizeAll(pid, [tid], options) is [var tracee] ? tracee : throw new TraceeGoneException(tid, "exiting");
 
-        var tracee = new Tracee(pid, tid) { _attached = true };
+    /// <summary>
+    /// Seizes threads side by side: every one is attached and interrupted before any is waited
+    /// for, so that their stops overlap instead of following one another. A thread that is gone,
+    /// or exiting, by the time it is reached is left out of the result.
+    /// </summary>
+    public static List<Tracee> SeizeAll(int pid, IEnumerable<int> tids, int options)
+    {
+        var interrupted = new List<(Tracee? Tracee, int Tid)>();
+        var held = new List<Tracee>();
         try
         {
-            tracee.Freeze();
-            return tracee;
+            foreach (var tid in tids)
+            {
+                if (ptrace(PTRACE_SEIZE, tid, 0, options) == -1)
+                {
+                    var errno = ErrnoCheck.LastErrno;
+                    // A thread born while its siblings were being frozen is attached to us already (TRACECLONE).
+                    if (errno == (int)Errno.EPERM && IsTracedByUs(tid)) interrupted.Add((null, tid));
+                    // The kernel refuses to attach to a thread that is exiting: it is as good as gone.
+                    else if (errno == (int)Errno.ESRCH || (errno == (int)Errno.EPERM && IsExiting(pid, tid))) continue;
+                    else
+                        throw errno == (int)Errno.EPERM
+                            ? new UnauthorizedAccessException(
+                                $"cannot trace process {pid}: it is already being traced, or this user lacks the privilege (CAP_SYS_PTRACE) to trace it")
+                            : new NativeException($"ptrace(PTRACE_SEIZE, {tid})", errno);
+                    continue;
+                }
+                var tracee = new Tracee(pid, tid) { _attached = true };
+                held.Add(tracee);
+                tracee.Interrupt();
+                interrupted.Add((tracee, tid));
+            }
+
+            var frozen = new List<Tracee>();
+            foreach (var (tracee, tid) in interrupted)
+            {
+                try
+                {
+                    if (tracee is null)
+                    {
+                        var adopted = Adopt(pid, tid);
+                        held.Add(adopted);
+                        frozen.Add(adopted);
+                    }
+                    else
+                    {
+                        tracee.WaitFrozen();
+                        frozen.Add(tracee);
+                    }
+                }
+                catch (TraceeGoneException)
+                {
+                }
+            }
+            return frozen;
         }
         catch
         {
-            tracee.DetachQuietly();
+            foreach (var t in held) t.DetachQuietly();
             throw;
         }
     }
 
-    private void Freeze()
+    private void Interrupt()
     {
         if (ptrace(PTRACE_INTERRUPT, Tid, 0, 0) == -1)
             throw new NativeException($"ptrace(PTRACE_INTERRUPT, {Tid})", ErrnoCheck.LastErrno);
+    }
 
+    private void WaitFrozen()
+    {
         while (true)
         {
             var status = WaitForStop();
@@ -90,8 +128,7 @@ public sealed unsafe partial class Tracee : IDisposable
             // on, it is interrupted again. A fork or clone event: the new task is ours already
             // (TRACEFORK/TRACECLONE). A signal about to be delivered: delivered, as the kernel would have.
             Resume(PTRACE_CONT, status.PtraceEvent != 0 ? 0 : status.StopSignal);
-            if (ptrace(PTRACE_INTERRUPT, Tid, 0, 0) == -1)
-                throw new NativeException($"ptrace(PTRACE_INTERRUPT, {Tid})", ErrnoCheck.LastErrno);
+            Interrupt();
         }
 
         _original = GetRegisters();
@@ -211,13 +248,21 @@ public sealed unsafe partial class Tracee : IDisposable
     /// <summary>The full XSAVE area (x87, SSE, AVX and whatever else the CPU has enabled).</summary>
     public byte[] GetExtendedState()
     {
-        var buffer = new byte[64 * 1024];
-        fixed (byte* p = buffer)
+        // Room for any XSAVE layout; the kernel says how much it filled (a few KiB).
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
         {
-            var iov = new IoVec { Base = (nint)p, Length = (nuint)buffer.Length };
-            if (ptrace(PTRACE_GETREGSET, Tid, NT_X86_XSTATE, (nint)(&iov)) == -1)
-                throw new NativeException($"ptrace(PTRACE_GETREGSET NT_X86_XSTATE, {Tid})", ErrnoCheck.LastErrno);
-            return buffer.AsSpan(0, (int)iov.Length).ToArray();
+            fixed (byte* p = buffer)
+            {
+                var iov = new IoVec { Base = (nint)p, Length = (nuint)buffer.Length };
+                if (ptrace(PTRACE_GETREGSET, Tid, NT_X86_XSTATE, (nint)(&iov)) == -1)
+                    throw new NativeException($"ptrace(PTRACE_GETREGSET NT_X86_XSTATE, {Tid})", ErrnoCheck.LastErrno);
+                return buffer.AsSpan(0, (int)iov.Length).ToArray();
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

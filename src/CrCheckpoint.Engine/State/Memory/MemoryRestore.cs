@@ -242,6 +242,8 @@ public static class MemoryRestore
         // Native memory: a managed buffer this size lands on the large object heap, and the
         // collection it can set off costs more than the whole copy.
         var data = (byte*)NativeMemory.Alloc((nuint)total);
+        byte* span = null;
+        var spanRoom = 0;
         try
         {
             var ranges = new List<(ulong Remote, long Local, int Length)>();
@@ -249,18 +251,38 @@ public static class MemoryRestore
             foreach (var group in small.GroupBy(x => x.Pages.Source))
             {
                 using var context = File.OpenHandle(group.Key, FileMode.Open, FileAccess.Read);
-                foreach (var (area, pages) in group)
+                var inFileOrder = group.OrderBy(x => x.Pages.DataOffset).ToList();
+                if (inFileOrder[0].Pages.DataOffset < 0)
+                    throw new RestartException(RestartFailure.Unsupported, "the context's page data has no file offset (it was read from a pipe); restart from a regular file.");
+                // Records that lie close together in the file (thread stacks, one after the other) are read in one call.
+                for (var first = 0; first < inFileOrder.Count;)
                 {
-                    if (pages.DataOffset < 0)
-                        throw new RestartException(RestartFailure.Unsupported, "the context's page data has no file offset (it was read from a pipe); restart from a regular file.");
-                    if (RandomAccess.Read(context, new Span<byte>(data + at, (int)pages.DataLength), pages.DataOffset) != pages.DataLength)
-                        throw new RestartException(RestartFailure.ContextInvalid, $"the context file ended inside the pages of {area.Path} at 0x{area.Start:x}.", pages.Source);
-                    foreach (var run in pages.Record.Runs)
+                    var start = inFileOrder[first].Pages.DataOffset;
+                    var last = first;
+                    while (last + 1 < inFileOrder.Count && inFileOrder[last + 1].Pages.DataOffset - End(inFileOrder[last].Pages) <= 64 * 1024
+                           && End(inFileOrder[last + 1].Pages) - start <= 16 << 20)
+                        last++;
+                    var length = (int)(End(inFileOrder[last].Pages) - start);
+                    if (length > spanRoom)
                     {
-                        var length = (int)(run[1] * 4096);
-                        ranges.Add((area.Start + (ulong)run[0] * 4096, at, length));
-                        at += length;
+                        NativeMemory.Free(span);
+                        span = (byte*)NativeMemory.Alloc((nuint)length);
+                        spanRoom = length;
                     }
+                    if (RandomAccess.Read(context, new Span<byte>(span, length), start) != length)
+                        throw new RestartException(RestartFailure.ContextInvalid, $"the context file ended inside saved pages at byte {start}.", group.Key);
+                    for (var i = first; i <= last; i++)
+                    {
+                        var (area, pages) = inFileOrder[i];
+                        new ReadOnlySpan<byte>(span + (pages.DataOffset - start), (int)pages.DataLength).CopyTo(new Span<byte>(data + at, (int)pages.DataLength));
+                        foreach (var run in pages.Record.Runs)
+                        {
+                            var bytes = (int)(run[1] * 4096);
+                            ranges.Add((area.Start + (ulong)run[0] * 4096, at, bytes));
+                            at += bytes;
+                        }
+                    }
+                    first = last + 1;
                 }
             }
             var local = stackalloc IoVec[MaxIovecs];
@@ -284,6 +306,7 @@ public static class MemoryRestore
         finally
         {
             NativeMemory.Free(data);
+            NativeMemory.Free(span);
         }
         return total;
     }
@@ -299,6 +322,8 @@ public static class MemoryRestore
         cache[key] = fd;
         return fd;
     }
+
+    private static long End(PagesImage pages) => pages.DataOffset + pages.DataLength;
 
     private static long OpenInTarget(Tracee tracee, Dictionary<(string, bool), long> cache, string path, bool writable)
     {

@@ -17,12 +17,8 @@ public sealed unsafe class PageStreamer : IDisposable
 
     public PageStreamer()
     {
-        // Fault the buffers in and run the checksum once now, before any process is frozen.
-        foreach (var b in _buffers)
-        {
-            NativeMemory.Clear(b.Data, BufferBytes);
-            System.IO.Hashing.XxHash3.HashToUInt64(new ReadOnlySpan<byte>(b.Data, BufferBytes));
-        }
+        // The buffers come faulted in, and the checksum runs once now, before any process is frozen.
+        System.IO.Hashing.XxHash3.HashToUInt64(new ReadOnlySpan<byte>(_buffers[0].Data, 64 << 10));
     }
 
     public long BytesCopied { get; private set; }
@@ -118,13 +114,25 @@ public sealed unsafe class PageStreamer : IDisposable
 
     private sealed class Buffer : IDisposable
     {
-        public readonly byte* Data = (byte*)NativeMemory.AlignedAlloc(BufferBytes, 4096);
+        public readonly byte* Data = MapPopulated();
         public readonly IoVec* Local = (IoVec*)NativeMemory.Alloc((nuint)(MaxIovecs * sizeof(IoVec)));
         public readonly IoVec* Remote = (IoVec*)NativeMemory.Alloc((nuint)(MaxIovecs * sizeof(IoVec)));
 
+        /// <summary>Huge pages where the system allows them: four faults to fill a buffer instead of two thousand.</summary>
+        private static byte* MapPopulated()
+        {
+            const long PROT_READ = 1, PROT_WRITE = 2, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MADV_HUGEPAGE = 14, MADV_POPULATE_WRITE = 23;
+            var address = Interop.syscall(Syscalls.mmap, 0, BufferBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (address < 0 && address > -4096) throw new NativeException("mmap of a copy buffer", (int)-address);
+            Interop.syscall(Syscalls.madvise, address, BufferBytes, MADV_HUGEPAGE);
+            if (Interop.syscall(Syscalls.madvise, address, BufferBytes, MADV_POPULATE_WRITE) != 0)
+                NativeMemory.Clear((void*)address, BufferBytes);
+            return (byte*)address;
+        }
+
         public void Dispose()
         {
-            NativeMemory.AlignedFree(Data);
+            Interop.syscall(Syscalls.munmap, (long)Data, BufferBytes);
             NativeMemory.Free(Local);
             NativeMemory.Free(Remote);
         }

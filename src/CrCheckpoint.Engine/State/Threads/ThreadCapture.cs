@@ -5,30 +5,43 @@ namespace CrCheckpoint.Engine.State.Threads;
 
 public static class ThreadCapture
 {
-    private const int PR_GET_TID_ADDRESS = 40;
+    private const int PR_GET_TID_ADDRESS = 40, SS_DISABLE = 2;
 
-    public static unsafe ThreadRecord Capture(Tracee tracee, string name)
+    /// <summary>
+    /// Every thread's state. clear_child_tid and the alternate stack are known only to a call the
+    /// thread makes itself: all threads make each such call at once (one round of
+    /// <see cref="Tracee.SyscallInEach"/> per kind), each into its own slot of the scratch page.
+    /// </summary>
+    public static unsafe List<ThreadRecord> Capture(IReadOnlyList<Tracee> threads, Func<Tracee, string> nameOf)
+    {
+        const int Slot = 32;
+        var records = new List<ThreadRecord>();
+        for (var first = 0; first < threads.Count; first += Tracee.ScratchSize / Slot)
+        {
+            var batch = threads.Skip(first).Take(Tracee.ScratchSize / Slot).ToList();
+            var scratch = (long)batch[0].Scratch;
+            Check("prctl(PR_GET_TID_ADDRESS)", Tracee.SyscallInEach(batch.Select((t, i) =>
+                (t, Syscalls.prctl, (long)PR_GET_TID_ADDRESS, scratch + i * Slot, 0L, 0L)).ToList()));
+            Check("sigaltstack", Tracee.SyscallInEach(batch.Select((t, i) =>
+                (t, Syscalls.sigaltstack, 0L, scratch + i * Slot + 8, 0L, 0L)).ToList()));
+            var slots = new byte[batch.Count * Slot];
+            batch[0].ReadScratch(slots);
+            for (var i = 0; i < batch.Count; i++)
+                records.Add(Record(batch[i], nameOf(batch[i]), slots.AsSpan(i * Slot, Slot)));
+        }
+        return records;
+    }
+
+    private static unsafe ThreadRecord Record(Tracee tracee, string name, ReadOnlySpan<byte> slot)
     {
         var regs = tracee.OriginalRegisters;
-
-        var scratch = (long)tracee.Scratch;
-        tracee.CheckedSyscall("prctl(PR_GET_TID_ADDRESS)", Syscalls.prctl, PR_GET_TID_ADDRESS, scratch);
-        Span<byte> buffer = stackalloc byte[24];
-        tracee.ReadScratch(buffer[..8]);
-        var clearChildTid = BitConverter.ToUInt64(buffer[..8]);
-
-        tracee.CheckedSyscall("sigaltstack", Syscalls.sigaltstack, 0, scratch);
-        tracee.ReadScratch(buffer);
-        const int SS_DISABLE = 2;
-        var ssFlags = BitConverter.ToInt32(buffer[8..12]);
+        var ssFlags = BitConverter.ToInt32(slot[16..20]);
         AltStackRecord? altStack = (ssFlags & SS_DISABLE) != 0 ? null : new AltStackRecord
         {
-            Base = BitConverter.ToUInt64(buffer[..8]), Flags = ssFlags, Size = BitConverter.ToUInt64(buffer[16..24]),
+            Base = BitConverter.ToUInt64(slot[8..16]), Flags = ssFlags, Size = BitConverter.ToUInt64(slot[24..32]),
         };
-
         ulong head = 0, length = 0;
         Interop.syscall(Syscalls.get_robust_list, tracee.Tid, (long)&head, (long)&length);
-
         var rseq = tracee.GetRseqConfiguration();
         return new ThreadRecord
         {
@@ -41,12 +54,18 @@ public static class ThreadCapture
             PendingSignals = tracee.PeekPendingSignals(shared: false),
             AltStack = altStack,
             Rseq = rseq is { } r ? new RseqRecord { Address = r.RseqAbiPointer, Length = r.RseqAbiSize, Signature = r.Signature } : null,
-            ClearChildTid = clearChildTid,
+            ClearChildTid = BitConverter.ToUInt64(slot[..8]),
             RobustListHead = head,
             RobustListLength = length,
             InterruptedSyscall = regs.InInterruptedSyscall
                 ? new InterruptedSyscallRecord { Number = (long)regs.OrigRax, ReturnCode = (long)regs.Rax }
                 : null,
         };
+    }
+
+    private static void Check(string call, long[] results)
+    {
+        foreach (var r in results)
+            if (r < 0 && r > -4096) throw new NativeException($"{call} in a frozen thread", (int)-r);
     }
 }
