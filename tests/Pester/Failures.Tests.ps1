@@ -82,8 +82,8 @@ Describe 'A target that does not exist' {
 Describe 'A descriptor the engine cannot save: <Kind>' -ForEach @(
     @{ Kind = 'inet'; Words = 'socket' }
     @{ Kind = 'unixdgram'; Words = 'socket' }
-    @{ Kind = 'eventfd'; Words = 'eventfd' }
-    @{ Kind = 'epoll'; Words = 'epoll' }
+    @{ Kind = 'inotify'; Words = 'inotify' }
+    @{ Kind = 'pidfd'; Words = 'pidfd' }
 ) {
     BeforeAll {
         $dir = Join-Path $TestDrive $Kind

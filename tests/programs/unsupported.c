@@ -1,13 +1,13 @@
 /*
  * unsupported KIND: holds one descriptor the engine cannot checkpoint yet, at fd 3, then waits.
  *   KIND: inet (TCP socket listening on 127.0.0.1, port 0), unixdgram (AF_UNIX datagram socket bound to
- *         ./sock in the working directory), socketpair (AF_UNIX stream socketpair: 3 and 4), eventfd, epoll
+ *         ./sock in the working directory), socketpair (AF_UNIX stream socketpair: 3 and 4), inotify, pidfd (of itself)
  * Prints "HOLDS <kind> <fd>" then "READY <pid>". SIGUSR1 prints "USR1 <n>" (to show it still works).
  */
 #include "common.h"
 #include <netinet/in.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -30,12 +30,12 @@ int main(int argc, char **argv)
         fd = socket(AF_UNIX, SOCK_DGRAM, 0);
         struct sockaddr_un a = { .sun_family = AF_UNIX, .sun_path = "sock" };
         if (fd == -1 || bind(fd, (struct sockaddr *)&a, sizeof a) == -1) die("unix socket");
-    } else if (strcmp(kind, "eventfd") == 0) {
-        fd = eventfd(0, 0);
-        if (fd == -1) die("eventfd");
-    } else if (strcmp(kind, "epoll") == 0) {
-        fd = epoll_create1(0);
-        if (fd == -1) die("epoll_create1");
+    } else if (strcmp(kind, "inotify") == 0) {
+        fd = inotify_init1(0);
+        if (fd == -1) die("inotify_init1");
+    } else if (strcmp(kind, "pidfd") == 0) {
+        fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+        if (fd == -1) die("pidfd_open");
     } else {
         say("unknown kind %s\n", kind);
         return 2;

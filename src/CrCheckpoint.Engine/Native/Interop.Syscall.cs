@@ -12,7 +12,8 @@ public static class Syscalls
         set_robust_list = 273, get_robust_list = 274, dup3 = 292, pipe2 = 293, prlimit64 = 302, kcmp = 312,
         memfd_create = 319, rseq = 334, pidfd_send_signal = 424, pidfd_open = 434, clone3 = 435,
         pidfd_getfd = 438, close_range = 436, rt_sigqueueinfo = 129, rt_tgsigqueueinfo = 297, setresuid = 117,
-        setresgid = 119, setgroups = 116, fchmod = 91;
+        setresgid = 119, setgroups = 116, fchmod = 91, ioctl = 16, epoll_ctl = 233, timerfd_create = 283,
+        timerfd_settime = 286, signalfd4 = 289, eventfd2 = 290, epoll_create1 = 291;
 }
 
 internal static partial class Interop

@@ -37,6 +37,11 @@ public static class FileCapture
                 throw new UnsupportedStateException(pid,
                     $"descriptor {d.Fd} ({d.Target}) is a socket that is neither one end of a unix socket pair nor a listening unix socket (a network socket, or a connection through a named socket); this version cannot checkpoint it yet");
             }
+            if (record.Kind == FileDescriptorKind.AnonymousInode && KernelObject(pid, record) is { } kernelObject)
+            {
+                descriptors.Add(kernelObject);
+                continue;
+            }
             if (record.Kind is FileDescriptorKind.Socket or FileDescriptorKind.AnonymousInode or FileDescriptorKind.Other)
                 throw new UnsupportedStateException(pid,
                     $"descriptor {d.Fd} ({d.Target}) is a {Describe(record.Kind)}, which this version cannot checkpoint yet; close it in the program, or checkpoint another process");
@@ -82,10 +87,33 @@ public static class FileCapture
         };
     }
 
+    /// <summary>An eventfd, epoll, timerfd or signalfd with the state fdinfo shows; null for the kinds not saved yet.</summary>
+    private static FileDescriptorRecord? KernelObject(int pid, FileDescriptorRecord r)
+    {
+        var kind = r.Path switch
+        {
+            "anon_inode:[eventfd]" => FileDescriptorKind.EventFd,
+            "anon_inode:[eventpoll]" => FileDescriptorKind.Epoll,
+            "anon_inode:[timerfd]" => FileDescriptorKind.TimerFd,
+            "anon_inode:[signalfd]" => FileDescriptorKind.SignalFd,
+            _ => (FileDescriptorKind?)null,
+        };
+        if (kind is null) return null;
+        var info = FdInfo.Read(pid, r.Fd);
+        return new FileDescriptorRecord
+        {
+            Fd = r.Fd, Kind = kind.Value, Path = r.Path, Flags = r.Flags, CloseOnExec = r.CloseOnExec, Identity = r.Identity, Inode = r.Inode,
+            EventFd = kind == FileDescriptorKind.EventFd ? EventFdState.Capture(info) : null,
+            Epoll = kind == FileDescriptorKind.Epoll ? EpollState.Capture(pid, r.Fd, info) : null,
+            Timer = kind == FileDescriptorKind.TimerFd ? TimerFdState.Capture(info) : null,
+            SignalFd = kind == FileDescriptorKind.SignalFd ? SignalFdState.Capture(info) : null,
+        };
+    }
+
     private static string Describe(FileDescriptorKind kind) => kind switch
     {
         FileDescriptorKind.Socket => "socket",
-        FileDescriptorKind.AnonymousInode => "kernel object without a path (eventfd, epoll, signalfd, timerfd, inotify or pidfd)",
+        FileDescriptorKind.AnonymousInode => "kernel object without a path (inotify, fanotify, pidfd, userfaultfd or io_uring)",
         _ => "kind of file",
     };
 

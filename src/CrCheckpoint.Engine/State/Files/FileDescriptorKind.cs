@@ -16,7 +16,11 @@ public enum FileDescriptorKind
     Socket,
     /// <summary>A unix socket listening on a name (a path, or the abstract namespace): bound and listening again at restart.</summary>
     ListeningSocket,
-    /// <summary>eventfd, epoll, signalfd, timerfd, inotify, pidfd...: not saved yet.</summary>
+    EventFd,
+    Epoll,
+    TimerFd,
+    SignalFd,
+    /// <summary>inotify, fanotify, pidfd, userfaultfd, io_uring...: not saved yet.</summary>
     AnonymousInode,
     Other,
 }

@@ -44,6 +44,7 @@ public static class FileRestore
             tracee.CheckedSyscall("dup3", Syscalls.dup3, fd, d.Fd, d.CloseOnExec ? O_CLOEXEC : 0);
             tracee.Syscall(Syscalls.close, fd);
         }
+        EpollState.AddWatches(tracee, process, table.FilledEpolls);
     }
 
     public static int HighestDescriptor(ProcessImage process) =>

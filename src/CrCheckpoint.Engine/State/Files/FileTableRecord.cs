@@ -45,6 +45,11 @@ public sealed class FileDescriptorRecord
     public uint SocketFileOwner { get; init; }
     public uint SocketFileGroup { get; init; }
 
+    public EventFdRecord? EventFd { get; init; }
+    public EpollRecord? Epoll { get; init; }
+    public TimerFdRecord? Timer { get; init; }
+    public SignalFdRecord? SignalFd { get; init; }
+
     public bool Readable => (Flags & 3) is 0 or 2;
     public bool Writable => (Flags & 3) is 1 or 2;
 }

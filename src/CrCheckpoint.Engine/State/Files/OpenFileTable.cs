@@ -46,6 +46,9 @@ public sealed class OpenFileTable : IDisposable
             .ToHashSet();
     }
 
+    /// <summary>The epolls whose watches were added already (by the first process that holds each).</summary>
+    public HashSet<string> FilledEpolls { get; } = [];
+
     /// <summary>The engine descriptor that descriptor <paramref name="d"/> of <paramref name="process"/> must become.</summary>
     public int EngineFd(ProcessImage process, FileDescriptorRecord d)
     {
@@ -83,6 +86,14 @@ public sealed class OpenFileTable : IDisposable
             }
             case FileDescriptorKind.Memfd when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):
                 return Seek(Duplicate(_shared.EngineFd(d.SavedFileKey)), d);
+            case FileDescriptorKind.EventFd when d.EventFd is not null:
+                return EventFdState.Create(d.EventFd, d.Flags);
+            case FileDescriptorKind.TimerFd when d.Timer is not null:
+                return TimerFdState.Create(d.Timer, d.Flags);
+            case FileDescriptorKind.SignalFd when d.SignalFd is not null:
+                return SignalFdState.Create(d.SignalFd, d.Flags);
+            case FileDescriptorKind.Epoll:
+                return EpollState.Create();
             case FileDescriptorKind.Terminal when File.Exists(d.Path):
                 return OpenPath(d.Path, d.Flags | O_NOCTTY, d.Fd);
             default:
