@@ -146,6 +146,18 @@ internal static partial class Interop
     [LibraryImport("libc", SetLastError = true)]
     public static partial int listen(int fd, int backlog);
 
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int connect(int fd, byte* address, int length);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int getsockopt(int fd, int level, int name, void* value, int* length);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int getsockname(int fd, byte* address, int* length);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int getpeername(int fd, byte* address, int* length);
+
     [LibraryImport("libc")]
     public static partial uint geteuid();
 

@@ -34,8 +34,17 @@ public static class FileCapture
                     descriptors.Add(Listening(pid, record, unix, name));
                     continue;
                 }
+                if (unix is null && InetSocketState.Capture(pid, d.Fd, record.Inode) is { } inet)
+                {
+                    descriptors.Add(new FileDescriptorRecord
+                    {
+                        Fd = record.Fd, Kind = FileDescriptorKind.InetSocket, Path = record.Path, Flags = record.Flags,
+                        CloseOnExec = record.CloseOnExec, Identity = record.Identity, Inode = record.Inode, Inet = inet,
+                    });
+                    continue;
+                }
                 throw new UnsupportedStateException(pid,
-                    $"descriptor {d.Fd} ({d.Target}) is a socket that is neither one end of a unix socket pair nor a listening unix socket (a network socket, or a connection through a named socket); this version cannot checkpoint it yet");
+                    $"descriptor {d.Fd} ({d.Target}) is a socket this version cannot checkpoint yet: a connection through a named unix socket, a bound datagram unix socket, or a socket of another family");
             }
             if (record.Kind == FileDescriptorKind.AnonymousInode && KernelObject(pid, record) is { } kernelObject)
             {

@@ -16,6 +16,8 @@ public enum FileDescriptorKind
     Socket,
     /// <summary>A unix socket listening on a name (a path, or the abstract namespace): bound and listening again at restart.</summary>
     ListeningSocket,
+    /// <summary>A TCP or UDP socket that holds no connection (a listening TCP socket, a UDP socket): bound and listening again at restart.</summary>
+    InetSocket,
     EventFd,
     Epoll,
     TimerFd,

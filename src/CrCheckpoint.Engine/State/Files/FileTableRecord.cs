@@ -45,6 +45,7 @@ public sealed class FileDescriptorRecord
     public uint SocketFileOwner { get; init; }
     public uint SocketFileGroup { get; init; }
 
+    public InetSocketRecord? Inet { get; init; }
     public EventFdRecord? EventFd { get; init; }
     public EpollRecord? Epoll { get; init; }
     public TimerFdRecord? Timer { get; init; }

@@ -1,0 +1,184 @@
+using System.Globalization;
+using System.Net;
+using CrCheckpoint.Engine.Native;
+using CrCheckpoint.Engine.Restart;
+using Microsoft.Win32.SafeHandles;
+using static CrCheckpoint.Engine.Native.Interop;
+
+namespace CrCheckpoint.Engine.State.Files;
+
+/// <summary>
+/// A TCP or UDP socket (IPv4 or IPv6) that holds no connection: a listening TCP socket, a UDP
+/// socket (bound, perhaps connected to a peer: a UDP "connection" is only a default address), or
+/// one not yet used. Addresses are "address:port" (IPv6 in brackets).
+/// </summary>
+public sealed class InetSocketRecord
+{
+    public int Family { get; init; }
+    public int Type { get; init; }
+    public int Protocol { get; init; }
+    public string? Local { get; init; }
+    public string? Peer { get; init; }
+    public bool Listening { get; init; }
+    public int Backlog { get; init; }
+    /// <summary>Connections that waited to be accepted (TCP) or bytes that waited to be read (UDP); not carried over.</summary>
+    public int Waiting { get; init; }
+    public bool ReuseAddress { get; init; }
+    public bool ReusePort { get; init; }
+    public bool V6Only { get; init; }
+}
+
+public static unsafe class InetSocketState
+{
+    private const int AF_INET = 2, AF_INET6 = 10, SOCK_STREAM = 1, SOCK_DGRAM = 2, IPPROTO_TCP = 6, IPPROTO_IPV6 = 41;
+    private const int SO_REUSEADDR = 2, SO_TYPE = 3, SO_REUSEPORT = 15, SO_ACCEPTCONN = 30, SO_PROTOCOL = 38, SO_DOMAIN = 39, IPV6_V6ONLY = 26;
+    private const int TCP_CLOSE = 7;
+
+    /// <summary>
+    /// The socket as the engine's own copy of it tells (pidfd_getfd: looking changes nothing); null
+    /// when it is not an internet socket. A TCP connection is refused: its sequence numbers and
+    /// queues would need TCP_REPAIR on both ends.
+    /// </summary>
+    public static InetSocketRecord? Capture(int pid, int fd, ulong inode)
+    {
+        var copy = ForeignDescriptor.Copy(pid, fd);
+        try
+        {
+            var family = Option(copy, SOL_SOCKET, SO_DOMAIN);
+            if (family is not (AF_INET or AF_INET6)) return null;
+            var type = Option(copy, SOL_SOCKET, SO_TYPE);
+            var protocol = Option(copy, SOL_SOCKET, SO_PROTOCOL);
+            var listening = Option(copy, SOL_SOCKET, SO_ACCEPTCONN) == 1;
+            var local = Name(copy, peer: false);
+            var peer = Name(copy, peer: true);
+            var (state, queued) = ProcNet(pid, family, protocol, inode);
+            var backlog = 0;
+            if (listening && InetSocketDiag.Listeners(family).TryGetValue(inode, out var listener))
+                (backlog, queued) = listener;
+            if (type == SOCK_STREAM && !listening && state != TCP_CLOSE)
+                throw new UnsupportedStateException(pid,
+                    $"descriptor {fd} is a TCP connection{(peer is null ? "" : $" with {peer}")}; this version cannot checkpoint open connections (close them, or checkpoint while the server is idle)");
+            if (type is not (SOCK_STREAM or SOCK_DGRAM))
+                throw new UnsupportedStateException(pid, $"descriptor {fd} is a raw or other internet socket (type {type}); this version cannot checkpoint it");
+            return new InetSocketRecord
+            {
+                Family = family, Type = type, Protocol = protocol, Local = local,
+                Peer = type == SOCK_DGRAM ? peer : null,
+                Listening = listening, Backlog = listening ? backlog : 0, Waiting = queued,
+                ReuseAddress = Option(copy, SOL_SOCKET, SO_REUSEADDR) == 1,
+                ReusePort = Option(copy, SOL_SOCKET, SO_REUSEPORT) == 1,
+                V6Only = family == AF_INET6 && Option(copy, IPPROTO_IPV6, IPV6_V6ONLY) == 1,
+            };
+        }
+        finally
+        {
+            close(copy);
+        }
+    }
+
+    /// <summary>State and receive queue (bytes; for a listener, connections waiting) from /proc/PID/net.</summary>
+    private static (int State, int Queued) ProcNet(int pid, int family, int protocol, ulong inode)
+    {
+        var table = (protocol == IPPROTO_TCP ? "tcp" : "udp") + (family == AF_INET6 ? "6" : "");
+        foreach (var line in File.ReadLines($"/proc/{pid}/net/{table}").Skip(1))
+        {
+            var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length < 10 || f[9] != inode.ToString(CultureInfo.InvariantCulture)) continue;
+            return (int.Parse(f[3], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                int.Parse(f[4].Split(':')[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture));
+        }
+        return (TCP_CLOSE, 0);
+    }
+
+    private static int Option(int fd, int level, int name)
+    {
+        int value = 0, length = sizeof(int);
+        return getsockopt(fd, level, name, &value, &length) == 0 ? value : -1;
+    }
+
+    private static string? Name(int fd, bool peer)
+    {
+        var buffer = stackalloc byte[128];
+        var length = 128;
+        var r = peer ? getpeername(fd, buffer, &length) : getsockname(fd, buffer, &length);
+        if (r != 0) return null;
+        var family = *(ushort*)buffer;
+        var port = (buffer[2] << 8) | buffer[3];
+        if (family == AF_INET)
+            return $"{new IPAddress(new ReadOnlySpan<byte>(buffer + 4, 4))}:{port}";
+        if (family == AF_INET6)
+            return $"[{new IPAddress(new ReadOnlySpan<byte>(buffer + 8, 16), *(uint*)(buffer + 24))}]:{port}";
+        return null;
+    }
+
+    /// <summary>A new socket with the saved options, bound to the saved address and listening (or connected, for UDP) again.</summary>
+    public static SafeFileHandle Create(InetSocketRecord s, int openFlags, int forFd, MessageLog log)
+    {
+        var fd = (int)ErrnoCheck.Check(socket(s.Family, s.Type | SOCK_CLOEXEC | (openFlags & O_NONBLOCK), s.Protocol), "socket");
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        try
+        {
+            if (s.ReuseAddress) SetOption(fd, SOL_SOCKET, SO_REUSEADDR);
+            if (s.ReusePort) SetOption(fd, SOL_SOCKET, SO_REUSEPORT);
+            if (s.V6Only) SetOption(fd, IPPROTO_IPV6, IPV6_V6ONLY);
+            if (s.Local is { } local && Address(s.Family, local) is { } address && !IsUnbound(local))
+            {
+                fixed (byte* a = address)
+                {
+                    if (bind(fd, a, address.Length) != 0)
+                    {
+                        var errno = ErrnoCheck.LastErrno;
+                        throw new RestartException(errno == 98 ? RestartFailure.FileInUse : RestartFailure.Failed,
+                            $"cannot bind descriptor {forFd} to {local} again: {Marshal.GetPInvokeErrorMessage(errno)}" +
+                            (errno == 98 ? " (is the checkpointed process still running, or has another taken the port?)." : "."), local);
+                    }
+                }
+            }
+            if (s.Listening)
+            {
+                ErrnoCheck.Check(listen(fd, s.Backlog), $"listen on {s.Local}");
+                log.Add($"listening again on {(s.Protocol == IPPROTO_TCP ? "TCP" : "")} {s.Local} (backlog {s.Backlog})");
+                if (s.Waiting > 0) log.Add($"{s.Waiting} connection(s) waiting to be accepted on {s.Local} at the checkpoint are not carried over");
+            }
+            else if (s.Waiting > 0)
+                log.Add($"{s.Waiting} byte(s) of datagrams waiting on {s.Local} at the checkpoint are not carried over");
+            if (s.Peer is { } peer && Address(s.Family, peer) is { } to)
+            {
+                fixed (byte* a = to)
+                    ErrnoCheck.Check(connect(fd, a, to.Length), $"connect to {peer}");
+            }
+            return handle;
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    private static bool IsUnbound(string address) => address.EndsWith(":0", StringComparison.Ordinal) &&
+        (address.StartsWith("0.0.0.0:", StringComparison.Ordinal) || address.StartsWith("[::]:", StringComparison.Ordinal));
+
+    private static void SetOption(int fd, int level, int name)
+    {
+        var one = 1;
+        ErrnoCheck.Check(setsockopt(fd, level, name, &one, sizeof(int)), $"setsockopt({name})");
+    }
+
+    /// <summary>sockaddr_in or sockaddr_in6 for "address:port".</summary>
+    private static byte[]? Address(int family, string text)
+    {
+        if (!IPEndPoint.TryParse(text, out var endpoint)) return null;
+        var bytes = new byte[family == AF_INET ? 16 : 28];
+        BitConverter.TryWriteBytes(bytes, (ushort)family);
+        bytes[2] = (byte)(endpoint.Port >> 8);
+        bytes[3] = (byte)endpoint.Port;
+        if (family == AF_INET) endpoint.Address.MapToIPv4().GetAddressBytes().CopyTo(bytes, 4);
+        else
+        {
+            endpoint.Address.MapToIPv6().GetAddressBytes().CopyTo(bytes, 8);
+            BitConverter.TryWriteBytes(bytes.AsSpan(24), (uint)endpoint.Address.ScopeId);
+        }
+        return bytes;
+    }
+}
