@@ -27,7 +27,7 @@ public sealed class ContextReader : IDisposable
     private readonly bool _canSeek;
     private readonly long _origin;
     private readonly int _alignment;
-    private readonly XxHash3 _dataHash = new();
+    private readonly StreamingXxHash3 _dataHash = new();
     private readonly byte[] _recordHeader = new byte[FormatConstants.RecordHeaderLength];
 
     // Counted here rather than asked of the stream, because pipes have no position.

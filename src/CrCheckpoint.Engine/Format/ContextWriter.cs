@@ -21,7 +21,7 @@ public sealed class ContextWriter : IDisposable
     private readonly Stream _destination;
     private readonly bool _leaveOpen;
     private readonly byte[] _pending = new byte[PendingCapacity];
-    private readonly XxHash3 _dataHash = new();
+    private readonly StreamingXxHash3 _dataHash = new();
     private int _pendingLength;
     private long _bytesWritten;
     private DataRecordWriter? _openRecord;

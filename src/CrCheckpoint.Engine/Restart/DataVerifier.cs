@@ -1,4 +1,5 @@
 using System.IO.Hashing;
+using CrCheckpoint.Engine.Format;
 using CrCheckpoint.Engine.Image;
 
 namespace CrCheckpoint.Engine.Restart;
@@ -65,7 +66,7 @@ public sealed class DataVerifier
 
     private static unsafe ulong StreamingHash(byte* data, long length)
     {
-        var hash = new XxHash3();
+        var hash = new StreamingXxHash3();
         for (long done = 0; done < length; done += int.MaxValue / 2)
             hash.Append(new ReadOnlySpan<byte>(data + done, (int)Math.Min(int.MaxValue / 2, length - done)));
         return hash.GetCurrentHashAsUInt64();

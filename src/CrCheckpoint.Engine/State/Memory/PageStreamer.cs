@@ -17,8 +17,10 @@ public sealed unsafe class PageStreamer : IDisposable
 
     public PageStreamer()
     {
-        // The buffers come faulted in, and the checksum runs once now, before any process is frozen.
-        System.IO.Hashing.XxHash3.HashToUInt64(new ReadOnlySpan<byte>(_buffers[0].Data, 64 << 10));
+        // The buffers come faulted in, and the checksum is compiled now, before any process is frozen.
+        var warm = new StreamingXxHash3();
+        warm.Append(new ReadOnlySpan<byte>(_buffers[0].Data, 64 << 10));
+        warm.GetCurrentHashAsUInt64();
     }
 
     public long BytesCopied { get; private set; }
