@@ -8,16 +8,6 @@ BeforeAll {
     Import-Module "$PSScriptRoot/TestHelpers.psm1"
     Import-Module "$PSScriptRoot/RestartHelpers.psm1"
 
-    # Writes a line to a FIFO that the program holds open read-write (so the open does not block).
-    function Write-Fifo([string] $Path, [string] $Line) {
-        $stream = [System.IO.FileStream]::new($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Write, [System.IO.FileShare]::ReadWrite, 1)
-        try {
-            $bytes = [System.Text.Encoding]::ASCII.GetBytes("$Line`n")
-            $stream.Write($bytes, 0, $bytes.Length)
-        }
-        finally { $stream.Dispose() }
-    }
-
     # Writes a request and returns the program's first answer to it (a line matching Pattern after the
     # lines it had written so far).
     function Request-Answer($Program, [int] $Id, [string] $Fifo, [string] $Line, [string] $Pattern) {

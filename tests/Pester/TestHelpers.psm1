@@ -730,4 +730,15 @@ function Set-FileLength {
     try { $stream.SetLength($Length) } finally { $stream.Dispose() }
 }
 
+function Write-Fifo {
+    <# Writes a line to a FIFO that some process holds open for reading (so the open does not block). #>
+    param([Parameter(Mandatory, Position = 0)] [string] $Path, [Parameter(Mandatory, Position = 1)] [string] $Line)
+    $stream = [System.IO.FileStream]::new($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Write, [System.IO.FileShare]::ReadWrite, 1)
+    try {
+        $bytes = [System.Text.Encoding]::ASCII.GetBytes("$Line`n")
+        $stream.Write($bytes, 0, $bytes.Length)
+    }
+    finally { $stream.Dispose() }
+}
+
 Export-ModuleMember -Function *

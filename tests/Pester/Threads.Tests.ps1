@@ -73,16 +73,6 @@ BeforeAll {
         $null = Wait-Until { -not (Test-Path "/proc/$Id") } -Because "process $Id to be gone after the checkpoint with -Kill"
         $result
     }
-
-    # Writes a line to a FIFO (some process holds it open for reading, so the open does not block).
-    function Write-Fifo([string] $Path, [string] $Line) {
-        $stream = [System.IO.FileStream]::new($Path, [System.IO.FileMode]::Open, [System.IO.FileAccess]::Write, [System.IO.FileShare]::ReadWrite, 1)
-        try {
-            $bytes = [System.Text.Encoding]::ASCII.GetBytes("$Line`n")
-            $stream.Write($bytes, 0, $bytes.Length)
-        }
-        finally { $stream.Dispose() }
-    }
 }
 
 AfterAll {
