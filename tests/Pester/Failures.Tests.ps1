@@ -82,7 +82,7 @@ Describe 'A target that does not exist' {
 Describe 'A descriptor the engine cannot save: <Kind>' -ForEach @(
     @{ Kind = 'tcpconn'; Words = 'TCP connection' }
     @{ Kind = 'unixdgram'; Words = 'socket' }
-    @{ Kind = 'inotify'; Words = 'inotify' }
+    @{ Kind = 'fanotify'; Words = 'fanotify' }
     @{ Kind = 'pidfd'; Words = 'pidfd' }
 ) {
     BeforeAll {

@@ -1,7 +1,8 @@
-# eventfd, timerfd, signalfd and epoll: what event loops (python asyncio, libuv, .NET's socket engine, servers)
+# eventfd, timerfd, signalfd, epoll and inotify: what event loops (python asyncio, libuv, .NET's socket engine, servers)
 # are made of. Each comes back with its state: the eventfd's counter (and semaphore mode), the timer's period,
 # time left and unread expirations, the signalfd's signals, and every watch of the epoll with its events
-# (edge-triggered included) and data. The programs check them from their own side.
+# (edge-triggered included) and data, and every inotify watch under the watch descriptor the program knows
+# it by. The programs check them from their own side.
 
 BeforeAll {
     Import-Module "$PSScriptRoot/../../CrCheckpoint.psd1"
@@ -166,5 +167,51 @@ asyncio.run(main())
     It 'runs its asyncio signal handler for a SIGUSR1 sent after the restart' {
         Send-Signal $id USR1
         Wait-ProgramLine $program '^USR1 1$' -Id $id | Should -Be 'USR1 1'
+    }
+}
+
+Describe 'An inotify with watches on a directory and files, one watch removed (watcher)' {
+    BeforeAll {
+        $dir = Join-Path $TestDrive 'watched'
+        $null = New-Item -ItemType Directory $dir
+        foreach ($f in 'a', 'b', 'c') { Set-Content (Join-Path $dir $f) $f }
+        $program = Start-TestProgram watcher $dir
+        $watches = @(Get-ProgramLines $program) -match '^WATCH '
+        $path = Join-Path $TestDrive 'watcher.ctx'
+        $null = Invoke-CheckpointKill $program.Id $path
+        $inotify = @((Get-CrContext -Path $path -ErrorAction Stop).Processes[0].Files.Descriptors | Where-Object { "$($_.Kind)" -eq 'Inotify' })
+        $result = Invoke-TestRestart $path
+        $id = $result.ProcessIds[0]
+    }
+    AfterAll { Stop-RestartedProcess $result.ProcessIds }
+
+    It 'saves every watch with its path, mask and watch descriptor (3 was removed before the checkpoint)' {
+        $watches | Should -Be @("WATCH 1 $dir", "WATCH 2 $dir/a", "WATCH 4 $dir/c")
+        $inotify | Should -HaveCount 1
+        @($inotify[0].Inotify.Watches | ForEach-Object { '{0} {1} {2:x}' -f $_.Wd, $_.Path, $_.Mask }) |
+            Should -Be @("1 $dir 300", "2 $dir/a 2", "4 $dir/c 4")
+    }
+
+    It 'reports a file created in the watched directory after the restart, under watch 1' {
+        $skip = @(Get-ProgramLines $program).Count
+        Set-Content (Join-Path $dir 'new-file') 'x'
+        Wait-ProgramLine $program '^EVENT 1 ' -Skip $skip -Id $id | Should -Be 'EVENT 1 100 new-file'
+    }
+
+    It 'reports a change to a, under watch 2, and to c''s attributes, under watch 4 (the gap kept)' {
+        $skip = @(Get-ProgramLines $program).Count
+        Add-Content (Join-Path $dir 'a') 'more'
+        Wait-ProgramLine $program '^EVENT 2 ' -Skip $skip -Id $id | Should -Be 'EVENT 2 2 -'
+        & chmod 600 (Join-Path $dir 'c')
+        Wait-ProgramLine $program '^EVENT 4 ' -Skip $skip -Id $id | Should -Be 'EVENT 4 4 -'
+    }
+
+    It 'does not report b, whose watch was removed before the checkpoint' {
+        $skip = @(Get-ProgramLines $program).Count
+        Add-Content (Join-Path $dir 'b') 'more'
+        Remove-Item (Join-Path $dir 'new-file')
+        # The deletion is reported under watch 1 after any event b could have caused.
+        Wait-ProgramLine $program '^EVENT 1 200 new-file$' -Skip $skip -Id $id | Should -Not -BeNullOrEmpty
+        @(Get-ProgramLines $program | Select-Object -Skip $skip) -match '^EVENT 3 ' | Should -BeNullOrEmpty
     }
 }

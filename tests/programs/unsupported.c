@@ -1,12 +1,13 @@
 /*
  * unsupported KIND: holds one descriptor the engine cannot checkpoint yet, at fd 3, then waits.
  *   KIND: tcpconn (a TCP connection to itself over 127.0.0.1: 3 is the client end), unixdgram (AF_UNIX datagram socket bound to
- *         ./sock in the working directory), socketpair (AF_UNIX stream socketpair: 3 and 4), inotify, pidfd (of itself)
+ *         ./sock in the working directory), socketpair (AF_UNIX stream socketpair: 3 and 4), fanotify, pidfd (of itself)
  * Prints "HOLDS <kind> <fd>" then "READY <pid>". SIGUSR1 prints "USR1 <n>" (to show it still works).
  */
 #include "common.h"
 #include <netinet/in.h>
-#include <sys/inotify.h>
+#include <fcntl.h>
+#include <sys/fanotify.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -35,9 +36,9 @@ int main(int argc, char **argv)
         fd = socket(AF_UNIX, SOCK_DGRAM, 0);
         struct sockaddr_un a = { .sun_family = AF_UNIX, .sun_path = "sock" };
         if (fd == -1 || bind(fd, (struct sockaddr *)&a, sizeof a) == -1) die("unix socket");
-    } else if (strcmp(kind, "inotify") == 0) {
-        fd = inotify_init1(0);
-        if (fd == -1) die("inotify_init1");
+    } else if (strcmp(kind, "fanotify") == 0) {
+        fd = fanotify_init(FAN_CLASS_NOTIF, O_RDONLY);
+        if (fd == -1) die("fanotify_init");
     } else if (strcmp(kind, "pidfd") == 0) {
         fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
         if (fd == -1) die("pidfd_open");

@@ -147,6 +147,9 @@ internal static partial class Interop
     public static partial int listen(int fd, int backlog);
 
     [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int ioctl(int fd, long request, void* argument);
+
+    [LibraryImport("libc", SetLastError = true)]
     public static unsafe partial int connect(int fd, byte* address, int length);
 
     [LibraryImport("libc", SetLastError = true)]

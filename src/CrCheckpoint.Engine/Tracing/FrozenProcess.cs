@@ -33,8 +33,9 @@ public sealed unsafe class FrozenProcess : IDisposable
                 if (fresh.Count == 0) break;
                 // A thread that exits while the others are frozen simply is not part of the checkpoint.
                 foreach (var tracee in Tracee.SeizeAll(pid, fresh, options)) seized[tracee.Tid] = tracee;
-                if (fresh.Contains(pid) && !seized.ContainsKey(pid) && !ProcTasks.Exists(pid))
-                    throw new TraceeGoneException(pid, "no such process");
+                // A main thread listed alive that could not be seized is exiting: the process is ending.
+                if (fresh.Contains(pid) && !seized.ContainsKey(pid))
+                    throw new TraceeGoneException(pid, "exiting");
             }
             if (!seized.ContainsKey(pid))
                 throw new State.UnsupportedStateException(pid,

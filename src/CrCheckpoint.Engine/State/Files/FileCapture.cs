@@ -96,7 +96,7 @@ public static class FileCapture
         };
     }
 
-    /// <summary>An eventfd, epoll, timerfd or signalfd with the state fdinfo shows; null for the kinds not saved yet.</summary>
+    /// <summary>An eventfd, epoll, timerfd, signalfd or inotify with the state fdinfo shows; null for the kinds not saved yet.</summary>
     private static FileDescriptorRecord? KernelObject(int pid, FileDescriptorRecord r)
     {
         var kind = r.Path switch
@@ -105,6 +105,7 @@ public static class FileCapture
             "anon_inode:[eventpoll]" => FileDescriptorKind.Epoll,
             "anon_inode:[timerfd]" => FileDescriptorKind.TimerFd,
             "anon_inode:[signalfd]" => FileDescriptorKind.SignalFd,
+            "anon_inode:inotify" => FileDescriptorKind.Inotify,
             _ => (FileDescriptorKind?)null,
         };
         if (kind is null) return null;
@@ -116,13 +117,14 @@ public static class FileCapture
             Epoll = kind == FileDescriptorKind.Epoll ? EpollState.Capture(pid, r.Fd, info) : null,
             Timer = kind == FileDescriptorKind.TimerFd ? TimerFdState.Capture(info) : null,
             SignalFd = kind == FileDescriptorKind.SignalFd ? SignalFdState.Capture(info) : null,
+            Inotify = kind == FileDescriptorKind.Inotify ? InotifyState.Capture(pid, r.Fd, info) : null,
         };
     }
 
     private static string Describe(FileDescriptorKind kind) => kind switch
     {
         FileDescriptorKind.Socket => "socket",
-        FileDescriptorKind.AnonymousInode => "kernel object without a path (inotify, fanotify, pidfd, userfaultfd or io_uring)",
+        FileDescriptorKind.AnonymousInode => "kernel object without a path (fanotify, pidfd, userfaultfd or io_uring)",
         _ => "kind of file",
     };
 

@@ -22,7 +22,8 @@ public enum FileDescriptorKind
     Epoll,
     TimerFd,
     SignalFd,
-    /// <summary>inotify, fanotify, pidfd, userfaultfd, io_uring...: not saved yet.</summary>
+    Inotify,
+    /// <summary>fanotify, pidfd, userfaultfd, io_uring...: not saved yet.</summary>
     AnonymousInode,
     Other,
 }

@@ -50,6 +50,7 @@ public sealed class FileDescriptorRecord
     public EpollRecord? Epoll { get; init; }
     public TimerFdRecord? Timer { get; init; }
     public SignalFdRecord? SignalFd { get; init; }
+    public InotifyRecord? Inotify { get; init; }
 
     public bool Readable => (Flags & 3) is 0 or 2;
     public bool Writable => (Flags & 3) is 1 or 2;

@@ -94,6 +94,8 @@ public sealed class OpenFileTable : IDisposable
                 return TimerFdState.Create(d.Timer, d.Flags);
             case FileDescriptorKind.SignalFd when d.SignalFd is not null:
                 return SignalFdState.Create(d.SignalFd, d.Flags);
+            case FileDescriptorKind.Inotify when d.Inotify is not null:
+                return InotifyState.Create(d.Inotify, d.Flags, d.Fd, _relocate, _log);
             case FileDescriptorKind.Epoll:
                 return EpollState.Create();
             case FileDescriptorKind.Terminal when File.Exists(d.Path):
