@@ -1,5 +1,6 @@
 # Multi-threaded programs of real language runtimes, checkpointed and restarted again and again: python3 with
-# the threading module, and a .NET console program (tests/programs/dotnet-counter, built here). Each prints a
+# the threading module, a .NET console program (tests/programs/dotnet-counter, built here), a Java program
+# (tests/programs/java-counter, compiled here) and a node program on libuv's thread pool. Each prints a
 # TICK line every 50 ms with its counters, read under its own lock; after every restart the counts must go on
 # from where they were, in every thread, with the shared counter equal to the sum of the per-thread ones.
 #
@@ -288,5 +289,65 @@ Describe '.NET console program (dotnet-counter) keeps counting in several thread
             $after.Ok | Should -BeTrue
             $after.ProcessId | Should -Be $program.Id
         }
+    }
+}
+
+Describe 'Java (java-counter): the JVM, its threads and its collector, counting in 4 threads' -Skip:(-not (Get-Command javac -ErrorAction Ignore)) {
+    BeforeAll {
+        $classes = Join-Path $TestDrive 'java-classes'
+        $messages = & javac -d $classes (Join-Path (Get-RepositoryRoot) 'tests/programs/java-counter/Counter.java') 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "javac failed:`n$($messages -join "`n")" }
+        $program = Start-TestProgram -FilePath java -ArgumentList '-cp', $classes, 'Counter', '4' -WaitFor '^TICK 2 ' -TimeoutSec 30
+        $threadsBefore = (Get-ThreadIds $program.Id).Count
+        $cycles = @(Invoke-RestartCycles $program 2 $TestDrive -WaitGc)
+    }
+    AfterAll {
+        Stop-RestartedPrograms
+        Stop-TestProgram $program
+    }
+
+    It 'checkpoints every thread of the JVM (its compiler and collector threads too) and recreates each' {
+        # The JVM starts and stops compiler threads as it needs them, so the count is compared with the context.
+        $threadsBefore | Should -BeGreaterThan 10
+        foreach ($c in $cycles) {
+            $c.Threads | Should -BeGreaterThan 10 -Because "cycle $($c.Cycle)"
+            $c.Restart.Messages -match "$($c.Threads - 1) more thread\(s\) created" | Should -Not -BeNullOrEmpty -Because "cycle $($c.Cycle)"
+        }
+        (Get-ThreadNames $cycles[-1].Id).Values | Should -Contain 'counter-3'
+    }
+
+    It 'goes on counting in its 4 threads and collecting after each restart, the shared count equal to the sum' {
+        foreach ($c in $cycles) {
+            $c.Id | Should -Be $program.Id
+            for ($i = 0; $i -lt 4; $i++) { $c.First.Counts[$i] | Should -BeGreaterOrEqual $c.Before.Counts[$i] -Because "cycle $($c.Cycle), thread $i" }
+            $c.First.Tick | Should -Be ($c.Before.Tick + 1)
+            $c.Later.Gc | Should -BeGreaterThan $c.Before.Gc -Because "cycle $($c.Cycle): collections happened after the restart"
+            foreach ($t in $c.First, $c.Later) {
+                $t.Shared | Should -Be $t.Sum
+                $t.Bad | Should -Be 0
+            }
+        }
+    }
+}
+
+Describe 'node (node-counter.js): timers on the event loop and jobs on libuv''s thread pool' -Skip:(-not (Get-Command node -ErrorAction Ignore)) {
+    BeforeAll {
+        $script = Join-Path (Get-RepositoryRoot) 'tests/programs/node-counter.js'
+        $program = Start-TestProgram -FilePath node -ArgumentList $script -WaitFor '^TICK 2 ' -TimeoutSec 30
+        $cycles = @(Invoke-RestartCycles $program 2 $TestDrive)
+    }
+    AfterAll {
+        Stop-RestartedPrograms
+        Stop-TestProgram $program
+    }
+
+    It 'goes on with its timer and its thread pool jobs after each restart, every result right' {
+        foreach ($c in $cycles) {
+            $c.Id | Should -Be $program.Id
+            $c.First.Tick | Should -Be ($c.Before.Tick + 1) -Because "cycle $($c.Cycle): the timer fires next"
+            $c.Later.Counts[1] | Should -BeGreaterThan $c.Before.Counts[1] -Because "cycle $($c.Cycle): jobs finish on the thread pool"
+            $c.Later.Bad | Should -Be 0
+        }
+        $c.Threads | Should -BeGreaterThan 4 -Because 'node runs its thread pool and helper threads'
     }
 }
