@@ -80,7 +80,7 @@ Describe 'A target that does not exist' {
 }
 
 Describe 'A descriptor the engine cannot save: <Kind>' -ForEach @(
-    @{ Kind = 'tcpconn'; Words = 'TCP connection' }
+    @{ Kind = 'userfaultfd'; Words = 'userfaultfd' }
     @{ Kind = 'unixdgram'; Words = 'socket' }
     @{ Kind = 'fanotify'; Words = 'fanotify' }
     @{ Kind = 'pidfd'; Words = 'pidfd' }
@@ -269,7 +269,7 @@ Describe 'An existing context file survives a failed checkpoint' {
         $null = Invoke-CrCheckpoint -Id $good.Id -Path $path -ErrorAction Stop
         $checksum = Get-FileChecksum $path
         $inode = (& stat -c %i $path)
-        $socket = Start-TestProgram unsupported tcpconn
+        $socket = Start-TestProgram unsupported userfaultfd
     }
     AfterAll { Stop-TestProgram $good, $socket }
 

@@ -14,12 +14,12 @@ BeforeAll {
         Start-RealProgram python3
         Start-RealProgram bash
     )
-    $socket = Start-TestProgram unsupported tcpconn
+    $socket = Start-TestProgram unsupported userfaultfd
     # What each refused process is, its pid, and the words its error must contain.
     $refusedByKind = @{
         'this PowerShell' = [pscustomobject]@{ Id = $PID; Reason = 'PowerShell process' }
         'kthreadd' = [pscustomobject]@{ Id = 2; Reason = 'kernel thread' }
-        'a TCP connection holder' = [pscustomobject]@{ Id = $socket.Id; Reason = 'descriptor 3\b.*TCP connection' }
+        'a userfaultfd holder' = [pscustomobject]@{ Id = $socket.Id; Reason = 'descriptor 3\b.*userfaultfd' }
     }
     $refused = @{}
     foreach ($r in $refusedByKind.Values) { $refused[$r.Id] = $r.Reason }
@@ -55,7 +55,7 @@ Describe 'Get-Process | Invoke-CrCheckpoint over a mix of processes' {
     It 'gives <Kind> its own non-terminating error (Unsupported) naming it and the reason' -ForEach @(
         @{ Kind = 'this PowerShell' }
         @{ Kind = 'kthreadd' }
-        @{ Kind = 'a TCP connection holder' }
+        @{ Kind = 'a userfaultfd holder' }
     ) {
         $expected = $refusedByKind[$Kind]
         $mine = Get-ErrorFor $expected.Id

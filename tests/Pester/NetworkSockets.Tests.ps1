@@ -1,6 +1,7 @@
-# Internet sockets that hold no connection: a listening TCP socket (python3's http.server) and a UDP socket
-# (a python3 echo server) come back bound to their address and port, and serve the next client. An open TCP
-# connection is refused cleanly, the server left serving.
+# Internet sockets: a listening TCP socket (python3's http.server) and a UDP socket (a python3 echo server)
+# come back bound to their address and port and serve the next client; an established TCP connection is taken
+# through TCP_REPAIR and goes on after the restart, the bytes that waited in it delivered, the peer none the
+# wiser; a checkpoint that leaves the server running leaves its connections working.
 
 BeforeAll {
     Import-Module "$PSScriptRoot/../../CrCheckpoint.psd1"
@@ -97,27 +98,96 @@ while True:
     }
 }
 
-Describe 'A server with an open TCP connection' {
+Describe 'An established TCP connection (python3 server, this PowerShell as the client)' {
+    BeforeAll {
+        $script = Join-Path $TestDrive 'conn.py'
+        Set-Content $script @'
+import os, signal, socket
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", 0))
+server.listen(4)
+print("PORT", server.getsockname()[1], flush=True)
+released = False
+def release(*_):
+    global released
+    released = True
+signal.signal(signal.SIGUSR1, release)
+connection, _ = server.accept()
+print("ACCEPTED", flush=True)
+while not released:
+    signal.pause()
+print("READING", flush=True)
+lines = connection.makefile("rb")
+count = 0
+for line in lines:
+    count += 1
+    connection.sendall(f"{count} {line.decode().strip()} {os.getpid()}\n".encode())
+print("EOF", flush=True)
+'@
+        $program = Start-TestProgram -FilePath python3 -ArgumentList $script -WaitFor '^PORT '
+        $port = [int](@(Get-ProgramLines $program) -match '^PORT ')[0].Split(' ')[1]
+        $client = [System.Net.Sockets.TcpClient]::new('127.0.0.1', $port)
+        $client.ReceiveTimeout = 10000
+        $stream = $client.GetStream()
+        $reader = [System.IO.StreamReader]::new($stream)
+        $null = Wait-ProgramLine $program '^ACCEPTED$' -Id $program.Id
+        # Sent before the checkpoint; the server does not read before SIGUSR1: it waits in its receive queue.
+        $early = [System.Text.Encoding]::ASCII.GetBytes("early`n")
+        $stream.Write($early, 0, $early.Length)
+        $path = Join-Path $TestDrive 'conn.ctx'
+        $checkpoint = Invoke-CheckpointKill $program.Id $path
+        $connection = @((Get-CrContext -Path $path -ErrorAction Stop).Processes[0].Files.Descriptors |
+            Where-Object { "$($_.Kind)" -eq 'InetSocket' -and $_.Inet.Tcp })
+        $result = Invoke-TestRestart $path
+        $id = $result.ProcessIds[0]
+    }
+    AfterAll {
+        $client.Dispose()
+        Stop-RestartedProcess $result.ProcessIds
+    }
+
+    It 'saves the connection with its addresses, sequence numbers and the unread bytes' {
+        $connection | Should -HaveCount 1
+        $connection[0].Inet.Local | Should -Be "127.0.0.1:$port"
+        $connection[0].Inet.Peer | Should -Be "127.0.0.1:$(([System.Net.IPEndPoint]$client.Client.LocalEndPoint).Port)"
+        [System.Text.Encoding]::ASCII.GetString($connection[0].Inet.Tcp.ReceiveQueue) | Should -Be "early`n"
+        $checkpoint.Messages -match 'closed in repair mode' | Should -Not -BeNullOrEmpty
+    }
+
+    It 'delivers the bytes that waited, then answers on the same connection: the client saw no reset' {
+        $id | Should -Be $program.Id
+        Send-Signal $id USR1
+        $reader.ReadLine() | Should -Be "1 early $id"
+        $late = [System.Text.Encoding]::ASCII.GetBytes("late`n")
+        $stream.Write($late, 0, $late.Length)
+        $reader.ReadLine() | Should -Be "2 late $id"
+    }
+
+    It 'sees the client close the connection' {
+        $client.Client.Shutdown([System.Net.Sockets.SocketShutdown]::Send)
+        $null = Wait-ProgramLine $program '^EOF$' -Id $id
+    }
+}
+
+Describe 'An established TCP connection of a server that goes on running after the checkpoint' {
     BeforeAll {
         $program = Start-TestProgram -FilePath python3 -ArgumentList '-u', '-m', 'http.server', '0', '--bind', '127.0.0.1', '--directory', $TestDrive -WaitFor '^Serving HTTP on 127\.0\.0\.1 port \d+'
         $port = [int]([regex]::Match((@(Get-ProgramLines $program) -match '^Serving HTTP')[0], 'port (\d+)').Groups[1].Value)
-        # Connected and accepted, but no request sent: the server holds the connection open waiting for it.
+        # Connected and accepted, no request sent yet: the server holds the connection open waiting for it.
         $client = [System.Net.Sockets.TcpClient]::new('127.0.0.1', $port)
+        $client.ReceiveTimeout = 10000
         $null = Wait-Until { @(Get-ChildItem "/proc/$($program.Id)/fd" | Where-Object { $_.LinkTarget -like 'socket:*' }).Count -ge 2 } -Because 'the server to accept the connection'
-        $result = Invoke-CrCheckpoint -Id $program.Id -Path (Join-Path $TestDrive 'conn.ctx') -ErrorAction SilentlyContinue -ErrorVariable errors
-        $client.Dispose()
+        $result = Invoke-CrCheckpoint -Id $program.Id -Path (Join-Path $TestDrive 'live.ctx') -ErrorAction Stop
     }
+    AfterAll { $client.Dispose() }
 
-    It 'is refused with an Unsupported error that says it is a TCP connection' {
-        $result | Should -BeNullOrEmpty
-        $errors | Should -HaveCount 1
-        "$($errors[0].CategoryInfo.Category)" | Should -Be 'NotImplemented'
-        $errors[0].Exception.Message | Should -Match 'TCP connection with 127\.0\.0\.1:\d+'
-        Test-Path (Join-Path $TestDrive 'conn.ctx') | Should -BeFalse
-    }
-
-    It 'leaves the server untouched and serving' {
+    It 'takes the connection out of repair mode again: the request sent now is answered' {
+        $result.Messages -match '1 TCP connection\(s\) held in repair mode' | Should -Not -BeNullOrEmpty
+        $stream = $client.GetStream()
+        $request = [System.Text.Encoding]::ASCII.GetBytes("GET / HTTP/1.0`r`n`r`n")
+        $stream.Write($request, 0, $request.Length)
+        [System.IO.StreamReader]::new($stream).ReadLine() | Should -Match '^HTTP/1\.[01] 200'
         Test-ProcessUntouched $program.Id | Should -BeTrue
-        Get-Page $port | Should -Match 'Directory listing'
     }
 }

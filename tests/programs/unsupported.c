@@ -1,6 +1,6 @@
 /*
  * unsupported KIND: holds one descriptor the engine cannot checkpoint yet, at fd 3, then waits.
- *   KIND: tcpconn (a TCP connection to itself over 127.0.0.1: 3 is the client end), unixdgram (AF_UNIX datagram socket bound to
+ *   KIND: userfaultfd, unixdgram (AF_UNIX datagram socket bound to
  *         ./sock in the working directory), socketpair (AF_UNIX stream socketpair: 3 and 4), fanotify, pidfd (of itself)
  * Prints "HOLDS <kind> <fd>" then "READY <pid>". SIGUSR1 prints "USR1 <n>" (to show it still works).
  */
@@ -23,15 +23,9 @@ int main(int argc, char **argv)
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1) die("socketpair");
         fd = sv[0];
-    } else if (strcmp(kind, "tcpconn") == 0) {
-        fd = socket(AF_INET, SOCK_STREAM, 0);
-        int listener = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t length = sizeof a;
-        if (fd == -1 || listener == -1 || bind(listener, (struct sockaddr *)&a, sizeof a) == -1 || listen(listener, 1) == -1 ||
-            getsockname(listener, (struct sockaddr *)&a, &length) == -1 || connect(fd, (struct sockaddr *)&a, sizeof a) == -1 ||
-            accept(listener, NULL, NULL) == -1)
-            die("tcp connection");
+    } else if (strcmp(kind, "userfaultfd") == 0) {
+        fd = (int)syscall(SYS_userfaultfd, 0);
+        if (fd == -1) die("userfaultfd");
     } else if (strcmp(kind, "unixdgram") == 0) {
         fd = socket(AF_UNIX, SOCK_DGRAM, 0);
         struct sockaddr_un a = { .sun_family = AF_UNIX, .sun_path = "sock" };

@@ -81,6 +81,8 @@ public static class Checkpointer
         CheckDeadline();
 
         using var streamer = new PageStreamer();
+        // Declared before the processes are frozen, so that it is disposed after they are released.
+        using var connections = new TcpRepairHold();
         var tracees = new List<FrozenProcess>();
         var frozen = Stopwatch.StartNew();
         var released = false;
@@ -91,7 +93,8 @@ public static class Checkpointer
             pids = tracees.Select(t => t.Pid).Concat(zombies).ToList();
             log.Add($"froze {string.Join(", ", tracees.Select(t => t.Pid))}{(zombies.Count > 0 ? $"; zombies {string.Join(", ", zombies)}" : "")}");
 
-            var captured = tracees.Select(tr => ProcessCapture.Capture(tr, states[tr.Pid], request.Save, log)).ToList();
+            var captured = tracees.Select(tr => ProcessCapture.Capture(tr, states[tr.Pid], request.Save, connections, log)).ToList();
+            if (connections.Count > 0) log.Add($"{connections.Count} TCP connection(s) held in repair mode for the checkpoint");
             SharedDescriptions.Assign(captured.Select(c => c.Files).ToList());
             var pipes = CapturePipes(captured);
             var sockets = CaptureSockets(captured);
@@ -129,7 +132,7 @@ public static class Checkpointer
                 destination.Flush();
             }
 
-            var frozenFor = Finish(request, () => Commit(request, destination, directory, log), tracees, log, frozen);
+            var frozenFor = Finish(request, () => Commit(request, destination, directory, log), tracees, connections, log, frozen);
             released = true;
             var bytes = directory is not null ? directory.Bytes : destination!.Stream.CanSeek ? destination.Stream.Length : 0;
             return new CheckpointResult
@@ -150,6 +153,7 @@ public static class Checkpointer
         {
             if (!released)
             {
+                connections.Resume();
                 foreach (var tracee in tracees) tracee.DetachQuietly();
                 destination?.Abort();
                 directory?.Abort();
@@ -294,12 +298,16 @@ public static class Checkpointer
     /// <summary>
     /// When the processes go on running, they are released before the fsync so they are frozen no
     /// longer than the copy; when they are to be stopped or killed, the file is committed first, so
-    /// that a failed commit never costs the process.
+    /// that a failed commit never costs the process. TCP connections leave repair mode before their
+    /// process goes on; a killed process's connections are closed in repair mode after it is gone,
+    /// so that they end without a FIN or RST and the peer waits for the restarted process.
     /// </summary>
-    private static TimeSpan Finish(CheckpointRequest request, Action commit, List<FrozenProcess> tracees, MessageLog log, Stopwatch frozen)
+    private static TimeSpan Finish(CheckpointRequest request, Action commit, List<FrozenProcess> tracees, TcpRepairHold connections,
+        MessageLog log, Stopwatch frozen)
     {
         var signal = SignalFor(request);
         TimeSpan frozenFor;
+        if (signal != Signals.SIGKILL) connections.Resume();
         if (signal == 0 || signal == Signals.SIGCONT)
         {
             foreach (var t in tracees) t.Release();
@@ -320,6 +328,11 @@ public static class Checkpointer
                     continue;
                 }
                 t.Release(signal);
+            }
+            if (signal == Signals.SIGKILL && connections.Count > 0)
+            {
+                log.Add($"{connections.Count} TCP connection(s) closed in repair mode: their peers are left waiting for the restart");
+                connections.CloseSilently();
             }
             frozenFor = frozen.Elapsed;
             log.Add($"sent {Signals.Name(signal)} to {string.Join(", ", tracees.Select(t => t.Pid))}");

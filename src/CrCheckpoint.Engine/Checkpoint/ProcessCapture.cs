@@ -15,14 +15,14 @@ namespace CrCheckpoint.Engine.Checkpoint;
 /// <summary>Reads every kind of state of one frozen process; each kind lives in State/.</summary>
 public static class ProcessCapture
 {
-    public static CapturedProcess Capture(FrozenProcess frozen, char stateBefore, SaveMappedFiles save, MessageLog log)
+    public static CapturedProcess Capture(FrozenProcess frozen, char stateBefore, SaveMappedFiles save, TcpRepairHold connections, MessageLog log)
     {
         var tracee = frozen.Leader;
         var pid = tracee.Pid;
         var stat = ProcStat.Read(pid);
         var status = ProcStatus.Read(pid);
         var areas = ProcMaps.Read(pid);
-        var (files, unlinked) = FileCapture.Capture(pid);
+        var (files, unlinked) = FileCapture.Capture(pid, connections);
         var executable = ProcFds.ReadLink($"/proc/{pid}/exe") ?? "";
         if (executable.EndsWith(" (deleted)", StringComparison.Ordinal)) executable = executable[..^10];
 

@@ -12,10 +12,14 @@ public static class ProcTasks
         return ids;
     }
 
+    /// <summary>The children of every thread; none for a process that is gone.</summary>
     public static List<int> Children(int pid)
     {
         var children = new List<int>();
-        foreach (var tid in ThreadIds(pid))
+        List<int> threads;
+        try { threads = ThreadIds(pid); }
+        catch (DirectoryNotFoundException) { return children; }
+        foreach (var tid in threads)
         {
             string text;
             try { text = File.ReadAllText($"/proc/{pid}/task/{tid}/children"); }

@@ -29,7 +29,10 @@ public sealed unsafe class FrozenProcess : IDisposable
         {
             while (true)
             {
-                var fresh = ProcTasks.ThreadIds(pid).Where(t => !seized.ContainsKey(t) && IsAlive(pid, t)).ToList();
+                List<int> listed;
+                try { listed = ProcTasks.ThreadIds(pid); }
+                catch (DirectoryNotFoundException) { throw new TraceeGoneException(pid, "no such process"); }
+                var fresh = listed.Where(t => !seized.ContainsKey(t) && IsAlive(pid, t)).ToList();
                 if (fresh.Count == 0) break;
                 // A thread that exits while the others are frozen simply is not part of the checkpoint.
                 foreach (var tracee in Tracee.SeizeAll(pid, fresh, options)) seized[tracee.Tid] = tracee;

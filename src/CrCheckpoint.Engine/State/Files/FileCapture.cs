@@ -9,7 +9,8 @@ public static class FileCapture
 {
     private const int O_CLOEXEC = 0x80000;
 
-    public static (FileTableRecord Table, List<FileToSave> Files) Capture(int pid)
+    /// <param name="connections">Where established TCP connections are held in repair mode for the checkpoint; null for a look that must not touch them.</param>
+    public static (FileTableRecord Table, List<FileToSave> Files) Capture(int pid, TcpRepairHold? connections = null)
     {
         var descriptors = new List<FileDescriptorRecord>();
         var files = new List<FileToSave>();
@@ -34,7 +35,7 @@ public static class FileCapture
                     descriptors.Add(Listening(pid, record, unix, name));
                     continue;
                 }
-                if (unix is null && InetSocketState.Capture(pid, d.Fd, record.Inode) is { } inet)
+                if (unix is null && InetSocketState.Capture(pid, d.Fd, record.Inode, connections) is { } inet)
                 {
                     descriptors.Add(new FileDescriptorRecord
                     {

@@ -8,9 +8,9 @@ using static CrCheckpoint.Engine.Native.Interop;
 namespace CrCheckpoint.Engine.State.Files;
 
 /// <summary>
-/// A TCP or UDP socket (IPv4 or IPv6) that holds no connection: a listening TCP socket, a UDP
-/// socket (bound, perhaps connected to a peer: a UDP "connection" is only a default address), or
-/// one not yet used. Addresses are "address:port" (IPv6 in brackets).
+/// A TCP or UDP socket (IPv4 or IPv6): a listening TCP socket, an established TCP connection, a
+/// UDP socket (bound, perhaps connected to a peer: a UDP "connection" is only a default address),
+/// or one not yet used. Addresses are "address:port" (IPv6 in brackets).
 /// </summary>
 public sealed class InetSocketRecord
 {
@@ -26,20 +26,23 @@ public sealed class InetSocketRecord
     public bool ReuseAddress { get; init; }
     public bool ReusePort { get; init; }
     public bool V6Only { get; init; }
+    /// <summary>For an established TCP connection: its state from TCP_REPAIR.</summary>
+    public TcpConnectionRecord? Tcp { get; init; }
 }
 
 public static unsafe class InetSocketState
 {
     private const int AF_INET = 2, AF_INET6 = 10, SOCK_STREAM = 1, SOCK_DGRAM = 2, IPPROTO_TCP = 6, IPPROTO_IPV6 = 41;
     private const int SO_REUSEADDR = 2, SO_TYPE = 3, SO_REUSEPORT = 15, SO_ACCEPTCONN = 30, SO_PROTOCOL = 38, SO_DOMAIN = 39, IPV6_V6ONLY = 26;
-    private const int TCP_CLOSE = 7;
+    private const int TCP_ESTABLISHED = 1, TCP_CLOSE = 7;
 
     /// <summary>
     /// The socket as the engine's own copy of it tells (pidfd_getfd: looking changes nothing); null
-    /// when it is not an internet socket. A TCP connection is refused: its sequence numbers and
-    /// queues would need TCP_REPAIR on both ends.
+    /// when it is not an internet socket. An established TCP connection is read through TCP_REPAIR
+    /// into <paramref name="connections"/>, which keeps it in repair mode until the checkpoint ends;
+    /// without one (a dry run) it is only looked at.
     /// </summary>
-    public static InetSocketRecord? Capture(int pid, int fd, ulong inode)
+    public static InetSocketRecord? Capture(int pid, int fd, ulong inode, TcpRepairHold? connections)
     {
         var copy = ForeignDescriptor.Copy(pid, fd);
         try
@@ -55,24 +58,35 @@ public static unsafe class InetSocketState
             var backlog = 0;
             if (listening && InetSocketDiag.Listeners(family).TryGetValue(inode, out var listener))
                 (backlog, queued) = listener;
-            if (type == SOCK_STREAM && !listening && state != TCP_CLOSE)
+            var reuseAddress = Option(copy, SOL_SOCKET, SO_REUSEADDR) == 1;
+            var reusePort = Option(copy, SOL_SOCKET, SO_REUSEPORT) == 1;
+            var v6Only = family == AF_INET6 && Option(copy, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
+            TcpConnectionRecord? tcp = null;
+            if (type == SOCK_STREAM && !listening && state == TCP_ESTABLISHED && peer is not null)
+            {
+                if (connections is not null)
+                {
+                    tcp = TcpConnectionState.Capture(pid, fd, copy, connections);
+                    copy = -1; // the hold keeps it
+                }
+            }
+            else if (type == SOCK_STREAM && !listening && state != TCP_CLOSE)
                 throw new UnsupportedStateException(pid,
-                    $"descriptor {fd} is a TCP connection{(peer is null ? "" : $" with {peer}")}; this version cannot checkpoint open connections (close them, or checkpoint while the server is idle)");
+                    $"descriptor {fd} is a TCP connection{(peer is null ? "" : $" with {peer}")} that is opening or closing (state {state}); this version checkpoints established connections only");
             if (type is not (SOCK_STREAM or SOCK_DGRAM))
                 throw new UnsupportedStateException(pid, $"descriptor {fd} is a raw or other internet socket (type {type}); this version cannot checkpoint it");
             return new InetSocketRecord
             {
                 Family = family, Type = type, Protocol = protocol, Local = local,
-                Peer = type == SOCK_DGRAM ? peer : null,
-                Listening = listening, Backlog = listening ? backlog : 0, Waiting = queued,
-                ReuseAddress = Option(copy, SOL_SOCKET, SO_REUSEADDR) == 1,
-                ReusePort = Option(copy, SOL_SOCKET, SO_REUSEPORT) == 1,
-                V6Only = family == AF_INET6 && Option(copy, IPPROTO_IPV6, IPV6_V6ONLY) == 1,
+                Peer = type == SOCK_DGRAM || tcp is not null ? peer : null,
+                Listening = listening, Backlog = listening ? backlog : 0, Waiting = tcp is null ? queued : 0,
+                ReuseAddress = reuseAddress, ReusePort = reusePort, V6Only = v6Only,
+                Tcp = tcp,
             };
         }
         finally
         {
-            close(copy);
+            if (copy >= 0) close(copy);
         }
     }
 
@@ -111,13 +125,20 @@ public static unsafe class InetSocketState
         return null;
     }
 
-    /// <summary>A new socket with the saved options, bound to the saved address and listening (or connected, for UDP) again.</summary>
+    /// <summary>A new socket with the saved options, bound to the saved address and listening (or connected) again.</summary>
     public static SafeFileHandle Create(InetSocketRecord s, int openFlags, int forFd, MessageLog log)
     {
         var fd = (int)ErrnoCheck.Check(socket(s.Family, s.Type | SOCK_CLOEXEC | (openFlags & O_NONBLOCK), s.Protocol), "socket");
         var handle = new SafeFileHandle(fd, ownsHandle: true);
         try
         {
+            if (s.Tcp is { } tcp && s.Local is { } ends && s.Peer is { } other
+                && Address(s.Family, ends) is { } near && Address(s.Family, other) is { } far)
+            {
+                TcpConnectionState.Restore(fd, tcp, near, far, $"the TCP connection {ends} - {other} (descriptor {forFd})");
+                log.Add($"TCP connection {ends} - {other} going on ({tcp.ReceiveQueue.Length} bytes to read, {tcp.SendQueue.Length} unacknowledged)");
+                return handle;
+            }
             if (s.ReuseAddress) SetOption(fd, SOL_SOCKET, SO_REUSEADDR);
             if (s.ReusePort) SetOption(fd, SOL_SOCKET, SO_REUSEPORT);
             if (s.V6Only) SetOption(fd, IPPROTO_IPV6, IPV6_V6ONLY);
