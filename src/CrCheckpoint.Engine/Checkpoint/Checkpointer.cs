@@ -89,6 +89,12 @@ public static class Checkpointer
         try
         {
             FreezeAll(request, live, states, tracees, zombies, log);
+            // Every parent is frozen now, so a zombie still here stays; one reaped meanwhile is gone.
+            foreach (var gone in zombies.Where(z => !ProcessSelection.IsZombie(z)).ToList())
+            {
+                zombies.Remove(gone);
+                log.Add($"process {gone} was reaped as the checkpoint began; it is not part of it");
+            }
             frozen.Restart();
             pids = tracees.Select(t => t.Pid).Concat(zombies).ToList();
             log.Add($"froze {string.Join(", ", tracees.Select(t => t.Pid))}{(zombies.Count > 0 ? $"; zombies {string.Join(", ", zombies)}" : "")}");

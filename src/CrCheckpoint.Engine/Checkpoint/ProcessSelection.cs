@@ -108,9 +108,10 @@ public static class ProcessSelection
         return result;
     }
 
+    /// <summary>A zombie waiting for its parent; a process being reaped right now ('X') is as good as gone.</summary>
     public static bool IsZombie(int pid)
     {
-        try { return ProcStat.Read(pid).State is 'Z' or 'X'; }
+        try { return ProcStat.Read(pid).State is 'Z'; }
         catch (IOException) { return false; }
     }
 
