@@ -270,6 +270,50 @@ Describe 'Threads of a process that runs as another user (threads_counter as uid
     }
 }
 
+Describe 'A sandboxed program: no_new_privs and two seccomp filters in both of its threads (sandboxed)' {
+    BeforeAll {
+        function Get-Sandbox([int] $Id) {
+            foreach ($tid in Get-ThreadIds $Id) {
+                $lines = Get-Content "/proc/$Id/task/$tid/status"
+                $pick = { param($key) (($lines | Where-Object { $_ -like "${key}:*" }) -replace "^${key}:\s*", '').Trim() }
+                "nnp=$(& $pick NoNewPrivs) seccomp=$(& $pick Seccomp) filters=$(& $pick Seccomp_filters)"
+            }
+        }
+        function Request-Calls($Program, [int] $Id) {
+            $skip = @(Get-TestProgramOutput $Program).Count
+            Send-Signal $Id USR1
+            $null = Wait-Until { @(Get-TestProgramOutput $Program | Select-Object -Skip $skip | Where-Object { $_ -like 'CALLS *' }).Count -ge 2 } -Because 'both threads to report'
+            @(Get-TestProgramOutput $Program | Select-Object -Skip $skip | Where-Object { $_ -like 'CALLS *' } | Sort-Object)
+        }
+        $program = Start-TestProgram sandboxed
+        $before = Request-Calls $program $program.Id
+        $sandboxBefore = @(Get-Sandbox $program.Id)
+        $checkpoint = Invoke-CheckpointAndKill $program $program.Id (Join-Path $TestDrive 'sandboxed.ctx')
+        $restart = Restart-ThreadProgram $checkpoint.Path -Directory $TestDrive
+        $id = $restart.ProcessIds[0]
+        $sandboxAfter = @(Get-Sandbox $id)
+        $after = Request-Calls $program $id
+    }
+    AfterAll {
+        Stop-RestartedPrograms
+        Stop-TestProgram $program
+    }
+
+    It 'ran sandboxed before the checkpoint, in both threads' {
+        $sandboxBefore | Should -Be @('nnp=1 seccomp=2 filters=2', 'nnp=1 seccomp=2 filters=2')
+        $before | Should -Be @('CALLS main getppid=EPERM getpgrp=EACCES getpid=ok', 'CALLS worker getppid=EPERM getpgrp=EACCES getpid=ok')
+        $checkpoint.Messages -match 'seccomp sandbox \(2 filter' | Should -Not -BeNullOrEmpty
+    }
+
+    It 'comes back with no_new_privs and both filters in every thread, as /proc shows' {
+        $sandboxAfter | Should -Be $sandboxBefore
+    }
+
+    It 'is still refused what its filters refuse, each call with its own errno, in both threads' {
+        $after | Should -Be $before
+    }
+}
+
 Describe 'Condition variables, pthread_join and blocked reads (threads_sync)<Label>' -ForEach @(
     @{ NoRestorePid = $false; Label = '' }, @{ NoRestorePid = $true; Label = ', -NoRestorePid' }
 ) {

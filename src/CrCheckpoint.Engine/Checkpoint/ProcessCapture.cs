@@ -29,8 +29,7 @@ public static class ProcessCapture
         var timers = File.ReadAllText($"/proc/{pid}/timers");
         if (timers.Length > 0)
             throw new UnsupportedStateException(pid, "the process has POSIX timers (timer_create), which this version cannot checkpoint yet");
-        if (status["Seccomp"] is "1" or "2")
-            log.Add($"process {pid} runs under a seccomp filter; the filter is not saved");
+
 
         tracee.UseSyscallInstructionAt(SyscallInstruction.Find(pid, areas));
 
@@ -43,6 +42,8 @@ public static class ProcessCapture
         var dumpable = tracee.Syscall(Native.Syscalls.prctl, PR_GET_DUMPABLE);
         foreach (var t in frozen.Threads.Where(t => t != tracee)) t.ShareRemoteStateOf(tracee);
         var threads = ThreadCapture.Capture(frozen.Threads, t => t == tracee ? stat.Comm : ThreadName(pid, t.Tid));
+        if (threads.FirstOrDefault(t => t.Sandbox is { Mode: > 0 }) is { Sandbox: { } sandbox })
+            log.Add($"process {pid} runs in a seccomp sandbox ({(sandbox.Mode == 1 ? "strict" : $"{sandbox.Filters.Count} filter(s)")}); it is saved with its threads");
         var inSyscalls = threads.Where(t => t.InterruptedSyscall is not null).ToList();
         if (inSyscalls.Count is > 0 and <= 4)
             foreach (var t in inSyscalls)

@@ -14,7 +14,7 @@ public static class Syscalls
         pidfd_getfd = 438, close_range = 436, rt_sigqueueinfo = 129, rt_tgsigqueueinfo = 297, setresuid = 117,
         setresgid = 119, setgroups = 116, fchmod = 91, ioctl = 16, epoll_ctl = 233, timerfd_create = 283,
         timerfd_settime = 286, signalfd4 = 289, eventfd2 = 290, epoll_create1 = 291, inotify_init1 = 294,
-        inotify_add_watch = 254, inotify_rm_watch = 255, open_by_handle_at = 304;
+        inotify_add_watch = 254, inotify_rm_watch = 255, open_by_handle_at = 304, seccomp = 317;
 }
 
 internal static partial class Interop

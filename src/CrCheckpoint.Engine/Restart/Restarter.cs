@@ -8,6 +8,7 @@ using CrCheckpoint.Engine.State.Files;
 using CrCheckpoint.Engine.State.Limits;
 using CrCheckpoint.Engine.State.Memory;
 using CrCheckpoint.Engine.State.Process;
+using CrCheckpoint.Engine.State.Security;
 using CrCheckpoint.Engine.State.Signals;
 using CrCheckpoint.Engine.State.Threads;
 using CrCheckpoint.Engine.State.Timers;
@@ -203,7 +204,9 @@ public static class Restarter
                 foreach (var (t, record) in r.Threads)
                 {
                     t.SetExtendedState(record.ExtendedState);
-                    t.SetFinalState(ThreadRestore.FinalRegisters(t, record), record.BlockedSignals);
+                    var final = ThreadRestore.FinalRegisters(t, record);
+                    t.SetFinalState(final, record.BlockedSignals);
+                    if (record.Sandbox is { } sandbox) t.LastCalls = thread => SeccompState.Restore(thread, sandbox, final.Rsp);
                 }
             }
             foreach (var p in order.Where(p => !p.Process.Zombie))

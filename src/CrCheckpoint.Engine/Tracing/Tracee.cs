@@ -319,6 +319,12 @@ public sealed unsafe partial class Tracee : IDisposable
     }
 
     /// <summary>
+    /// Remote calls the thread makes at the very end, once the scratch page is gone (a restarted
+    /// thread's sandbox: once installed, it may forbid any other call).
+    /// </summary>
+    public Action<Tracee>? LastCalls { get; set; }
+
+    /// <summary>
     /// Puts back the registers and signal mask the thread was frozen with, then detaches.
     /// <paramref name="signal"/> is handed over by PTRACE_DETACH itself, so a SIGSTOP stops the
     /// process before it runs a single instruction. Signals that arrived while remote calls ran are
@@ -328,6 +334,11 @@ public sealed unsafe partial class Tracee : IDisposable
     {
         if (!_attached) return;
         CleanUpRemoteState();
+        if (LastCalls is { } last)
+        {
+            LastCalls = null;
+            last(this);
+        }
         SetRegisters(_original);
         SetSignalMask(_originalSigMask);
         if (ptrace(PTRACE_DETACH, Tid, 0, signal) == -1)

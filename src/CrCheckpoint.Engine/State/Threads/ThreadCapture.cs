@@ -57,6 +57,7 @@ public static class ThreadCapture
             ClearChildTid = BitConverter.ToUInt64(slot[..8]),
             RobustListHead = head,
             RobustListLength = length,
+            Sandbox = Security.SeccompState.Capture(tracee),
             InterruptedSyscall = regs.InInterruptedSyscall
                 ? new InterruptedSyscallRecord { Number = (long)regs.OrigRax, ReturnCode = (long)regs.Rax }
                 : null,

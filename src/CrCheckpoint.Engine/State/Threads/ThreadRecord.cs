@@ -19,6 +19,8 @@ public sealed class ThreadRecord
     public ulong RobustListHead { get; init; }
     public ulong RobustListLength { get; init; }
     public InterruptedSyscallRecord? InterruptedSyscall { get; init; }
+    /// <summary>no_new_privs and seccomp; null for a thread without either.</summary>
+    public Security.SeccompRecord? Sandbox { get; init; }
 }
 
 public sealed class AltStackRecord

@@ -1,0 +1,94 @@
+using CrCheckpoint.Engine.Native;
+using CrCheckpoint.Engine.Tracing;
+using static CrCheckpoint.Engine.Native.Interop;
+
+namespace CrCheckpoint.Engine.State.Security;
+
+/// <summary>A thread's sandbox: no_new_privs, and its seccomp mode with the BPF filters it installed, oldest first.</summary>
+public sealed class SeccompRecord
+{
+    public bool NoNewPrivileges { get; init; }
+    /// <summary>0 none, 1 strict, 2 filters.</summary>
+    public int Mode { get; init; }
+    public List<SeccompFilterRecord> Filters { get; init; } = [];
+}
+
+public sealed class SeccompFilterRecord
+{
+    /// <summary>SECCOMP_FILTER_FLAG_* the filter was installed with (log, spec_allow).</summary>
+    public ulong Flags { get; init; }
+    /// <summary>The struct sock_filter instructions, 8 bytes each.</summary>
+    public byte[] Program { get; init; } = [];
+}
+
+/// <summary>
+/// Reads a thread's seccomp filters through ptrace and installs them again at restart, in the
+/// thread itself and after every other remote call it makes: a filter may forbid the very calls a
+/// rebuild needs. Without this, a sandboxed program would come back without its sandbox.
+/// </summary>
+public static unsafe class SeccompState
+{
+    private const int PR_SET_NO_NEW_PRIVS = 38, PR_SET_SECCOMP = 22, SECCOMP_MODE_STRICT = 1, SECCOMP_SET_MODE_FILTER = 1;
+
+    /// <summary>Null for a thread without a sandbox, the usual case.</summary>
+    public static SeccompRecord? Capture(Tracee thread)
+    {
+        var status = File.ReadAllLines($"/proc/{thread.Pid}/task/{thread.Tid}/status");
+        string? Field(string key) => status.FirstOrDefault(l => l.StartsWith(key + ":", StringComparison.Ordinal))?[(key.Length + 1)..].Trim();
+        var noNewPrivileges = Field("NoNewPrivs") == "1";
+        var mode = int.TryParse(Field("Seccomp"), out var m) ? m : 0;
+        if (!noNewPrivileges && mode == 0) return null;
+        var filters = new List<SeccompFilterRecord>();
+        if (mode == 2)
+        {
+            for (var index = 0; ; index++)
+            {
+                var count = ptrace(PTRACE_SECCOMP_GET_FILTER, thread.Tid, index, 0);
+                if (count < 0)
+                {
+                    var errno = ErrnoCheck.LastErrno;
+                    if (errno == (int)Errno.ENOENT) break;
+                    throw new UnsupportedStateException(thread.Pid,
+                        $"thread {thread.Tid} runs under a seccomp filter that cannot be read: {Marshal.GetPInvokeErrorMessage(errno)} (CAP_SYS_ADMIN is needed)");
+                }
+                var program = new byte[count * 8];
+                fixed (byte* p = program)
+                    if (ptrace(PTRACE_SECCOMP_GET_FILTER, thread.Tid, index, (nint)p) != count)
+                        throw new NativeException($"ptrace(PTRACE_SECCOMP_GET_FILTER, {thread.Tid})", ErrnoCheck.LastErrno);
+                // struct seccomp_metadata: the filter's index in, its flags out.
+                var metadata = stackalloc ulong[2] { (ulong)index, 0 };
+                ptrace(PTRACE_SECCOMP_GET_METADATA, thread.Tid, 16, (nint)metadata);
+                filters.Add(new SeccompFilterRecord { Flags = metadata[1], Program = program });
+            }
+            filters.Reverse();
+        }
+        return new SeccompRecord { NoNewPrivileges = noNewPrivileges, Mode = mode, Filters = filters };
+    }
+
+    /// <summary>
+    /// The thread's last remote calls: no_new_privs, then its filters oldest first (each allowed by
+    /// those before it, as when the program installed them), or strict mode. Pointer arguments go
+    /// below the red zone of the stack the thread will run on, memory the thread does not use.
+    /// </summary>
+    public static void Restore(Tracee thread, SeccompRecord sandbox, ulong stackPointer)
+    {
+        if (sandbox.NoNewPrivileges)
+            thread.CheckedSyscall("prctl(PR_SET_NO_NEW_PRIVS)", Syscalls.prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        if (sandbox.Mode == SECCOMP_MODE_STRICT)
+        {
+            thread.CheckedSyscall("prctl(PR_SET_SECCOMP, strict)", Syscalls.prctl, PR_SET_SECCOMP, SECCOMP_MODE_STRICT);
+            return;
+        }
+        foreach (var filter in sandbox.Filters)
+        {
+            // struct sock_fprog: the instruction count (u16, padded to 8), then a pointer to them.
+            var at = (stackPointer - 128 - (ulong)filter.Program.Length - 16) & ~15UL;
+            var header = new byte[16];
+            BitConverter.TryWriteBytes(header, (ushort)(filter.Program.Length / 8));
+            BitConverter.TryWriteBytes(header.AsSpan(8), at + 16);
+            ProcessMemory.Write(thread.Pid, at, header);
+            ProcessMemory.Write(thread.Pid, at + 16, filter.Program);
+            thread.CheckedSyscall("seccomp(SECCOMP_SET_MODE_FILTER)", Syscalls.seccomp, SECCOMP_SET_MODE_FILTER, (long)filter.Flags, (long)at);
+        }
+    }
+}
