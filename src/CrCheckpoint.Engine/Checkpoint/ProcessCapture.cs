@@ -41,7 +41,8 @@ public static class ProcessCapture
         const int PR_GET_DUMPABLE = 3;
         var dumpable = tracee.Syscall(Native.Syscalls.prctl, PR_GET_DUMPABLE);
         foreach (var t in frozen.Threads.Where(t => t != tracee)) t.ShareRemoteStateOf(tracee);
-        var threads = ThreadCapture.Capture(frozen.Threads, t => t == tracee ? stat.Comm : ThreadName(pid, t.Tid));
+        var credentials = CredentialsRecord.Capture(status);
+        var threads = ThreadCapture.Capture(frozen.Threads, t => t == tracee ? stat.Comm : ThreadName(pid, t.Tid), credentials);
         if (threads.FirstOrDefault(t => t.Sandbox is { Mode: > 0 }) is { Sandbox: { } sandbox })
             log.Add($"process {pid} runs in a seccomp sandbox ({(sandbox.Mode == 1 ? "strict" : $"{sandbox.Filters.Count} filter(s)")}); it is saved with its threads");
         var inSyscalls = threads.Where(t => t.InterruptedSyscall is not null).ToList();
@@ -72,7 +73,7 @@ public static class ProcessCapture
             Root = ProcFds.ReadLink($"/proc/{pid}/root") ?? "/",
             Umask = status.Umask,
             Personality = Convert.ToUInt32(File.ReadAllText($"/proc/{pid}/personality").Trim(), 16),
-            Credentials = CredentialsRecord.Capture(status),
+            Credentials = credentials,
             Limits = ResourceLimitRecord.Capture(pid),
             MemoryLayout = layout,
             Signals = signals,
@@ -97,7 +98,7 @@ public static class ProcessCapture
 
     private static string ThreadName(int pid, int tid)
     {
-        try { return File.ReadAllText($"/proc/{pid}/task/{tid}/comm").TrimEnd('\n'); }
+        try { return ProcText.Read($"/proc/{pid}/task/{tid}/comm").TrimEnd('\n'); }
         catch (IOException) { return ""; }
     }
 }

@@ -14,7 +14,7 @@ public sealed class ProcStat
     }
 
     public static ProcStat Read(int pid, int? tid = null) =>
-        Parse(File.ReadAllText(tid is null ? $"/proc/{pid}/stat" : $"/proc/{pid}/task/{tid}/stat"));
+        Parse(ProcText.Read(tid is null ? $"/proc/{pid}/stat" : $"/proc/{pid}/task/{tid}/stat"));
 
     public static ProcStat Parse(string text)
     {

@@ -25,6 +25,8 @@ public sealed unsafe class FrozenProcess : IDisposable
     public static FrozenProcess Freeze(int pid, int options = PTRACE_O_TRACECLONE)
     {
         var seized = new Dictionary<int, Tracee>();
+        // Threads that could not be seized: exited, exiting, or zombies. Listed again, they are not tried again.
+        var gone = new HashSet<int>();
         try
         {
             while (true)
@@ -32,17 +34,20 @@ public sealed unsafe class FrozenProcess : IDisposable
                 List<int> listed;
                 try { listed = ProcTasks.ThreadIds(pid); }
                 catch (DirectoryNotFoundException) { throw new TraceeGoneException(pid, "no such process"); }
-                var fresh = listed.Where(t => !seized.ContainsKey(t) && IsAlive(pid, t)).ToList();
+                var fresh = listed.Where(t => !seized.ContainsKey(t) && !gone.Contains(t)).ToList();
                 if (fresh.Count == 0) break;
                 // A thread that exits while the others are frozen simply is not part of the checkpoint.
                 foreach (var tracee in Tracee.SeizeAll(pid, fresh, options)) seized[tracee.Tid] = tracee;
-                // A main thread listed alive that could not be seized is exiting: the process is ending.
-                if (fresh.Contains(pid) && !seized.ContainsKey(pid))
-                    throw new TraceeGoneException(pid, "exiting");
+                gone.UnionWith(fresh.Where(t => !seized.ContainsKey(t)));
             }
             if (!seized.ContainsKey(pid))
+            {
+                // A main thread that cannot be seized while others could is a zombie left by
+                // pthread_exit; with no thread left, the process is ending.
+                if (seized.Count == 0 || !IsAlive(pid, seized.Keys.First())) throw new TraceeGoneException(pid, "exiting");
                 throw new State.UnsupportedStateException(pid,
                     "its main thread has exited (pthread_exit) while other threads run on; such a process cannot be checkpointed yet");
+            }
             var ordered = seized.Values.OrderBy(t => t.Tid == pid ? 0 : 1).ThenBy(t => t.Tid).ToList();
             return new FrozenProcess(pid, ordered);
         }

@@ -30,38 +30,40 @@ public static unsafe class SeccompState
 {
     private const int PR_SET_NO_NEW_PRIVS = 38, PR_SET_SECCOMP = 22, SECCOMP_MODE_STRICT = 1, SECCOMP_SET_MODE_FILTER = 1;
 
-    /// <summary>Null for a thread without a sandbox, the usual case.</summary>
-    public static SeccompRecord? Capture(Tracee thread)
+    /// <summary>
+    /// Null for a thread without a sandbox, the usual case. no_new_privs and strict mode are taken
+    /// from the process (they are set before threads are started, and strict mode leaves a process
+    /// no room for threads); filters are asked of each thread, which the kernel answers with EINVAL
+    /// at once for a thread without any.
+    /// </summary>
+    public static SeccompRecord? Capture(Tracee thread, bool noNewPrivileges, int processMode)
     {
-        var status = File.ReadAllLines($"/proc/{thread.Pid}/task/{thread.Tid}/status");
-        string? Field(string key) => status.FirstOrDefault(l => l.StartsWith(key + ":", StringComparison.Ordinal))?[(key.Length + 1)..].Trim();
-        var noNewPrivileges = Field("NoNewPrivs") == "1";
-        var mode = int.TryParse(Field("Seccomp"), out var m) ? m : 0;
-        if (!noNewPrivileges && mode == 0) return null;
         var filters = new List<SeccompFilterRecord>();
-        if (mode == 2)
+        for (var index = 0; ; index++)
         {
-            for (var index = 0; ; index++)
+            var count = ptrace(PTRACE_SECCOMP_GET_FILTER, thread.Tid, index, 0);
+            if (count < 0)
             {
-                var count = ptrace(PTRACE_SECCOMP_GET_FILTER, thread.Tid, index, 0);
-                if (count < 0)
-                {
-                    var errno = ErrnoCheck.LastErrno;
-                    if (errno == (int)Errno.ENOENT) break;
-                    throw new UnsupportedStateException(thread.Pid,
-                        $"thread {thread.Tid} runs under a seccomp filter that cannot be read: {Marshal.GetPInvokeErrorMessage(errno)} (CAP_SYS_ADMIN is needed)");
-                }
-                var program = new byte[count * 8];
-                fixed (byte* p = program)
-                    if (ptrace(PTRACE_SECCOMP_GET_FILTER, thread.Tid, index, (nint)p) != count)
-                        throw new NativeException($"ptrace(PTRACE_SECCOMP_GET_FILTER, {thread.Tid})", ErrnoCheck.LastErrno);
-                // struct seccomp_metadata: the filter's index in, its flags out.
-                var metadata = stackalloc ulong[2] { (ulong)index, 0 };
-                ptrace(PTRACE_SECCOMP_GET_METADATA, thread.Tid, 16, (nint)metadata);
-                filters.Add(new SeccompFilterRecord { Flags = metadata[1], Program = program });
+                var errno = ErrnoCheck.LastErrno;
+                if (errno == (int)Errno.ENOENT || (errno == (int)Errno.EINVAL && index == 0)) break;
+                // Without CAP_SYS_ADMIN the question cannot be asked: the process's own status says
+                // whether there is anything to read.
+                if (errno is (int)Errno.EACCES or (int)Errno.EPERM && index == 0 && processMode != 2) break;
+                throw new UnsupportedStateException(thread.Pid,
+                    $"thread {thread.Tid} runs under a seccomp filter that cannot be read: {Marshal.GetPInvokeErrorMessage(errno)} (CAP_SYS_ADMIN is needed)");
             }
-            filters.Reverse();
+            var program = new byte[count * 8];
+            fixed (byte* p = program)
+                if (ptrace(PTRACE_SECCOMP_GET_FILTER, thread.Tid, index, (nint)p) != count)
+                    throw new NativeException($"ptrace(PTRACE_SECCOMP_GET_FILTER, {thread.Tid})", ErrnoCheck.LastErrno);
+            // struct seccomp_metadata: the filter's index in, its flags out.
+            var metadata = stackalloc ulong[2] { (ulong)index, 0 };
+            ptrace(PTRACE_SECCOMP_GET_METADATA, thread.Tid, 16, (nint)metadata);
+            filters.Add(new SeccompFilterRecord { Flags = metadata[1], Program = program });
         }
+        filters.Reverse();
+        var mode = filters.Count > 0 ? 2 : processMode == 1 ? 1 : 0;
+        if (!noNewPrivileges && mode == 0) return null;
         return new SeccompRecord { NoNewPrivileges = noNewPrivileges, Mode = mode, Filters = filters };
     }
 

@@ -12,7 +12,7 @@ public static class ThreadCapture
     /// thread makes itself: all threads make each such call at once (one round of
     /// <see cref="Tracee.SyscallInEach"/> per kind), each into its own slot of the scratch page.
     /// </summary>
-    public static unsafe List<ThreadRecord> Capture(IReadOnlyList<Tracee> threads, Func<Tracee, string> nameOf)
+    public static unsafe List<ThreadRecord> Capture(IReadOnlyList<Tracee> threads, Func<Tracee, string> nameOf, Credentials.CredentialsRecord process)
     {
         const int Slot = 32;
         var records = new List<ThreadRecord>();
@@ -27,12 +27,12 @@ public static class ThreadCapture
             var slots = new byte[batch.Count * Slot];
             batch[0].ReadScratch(slots);
             for (var i = 0; i < batch.Count; i++)
-                records.Add(Record(batch[i], nameOf(batch[i]), slots.AsSpan(i * Slot, Slot)));
+                records.Add(Record(batch[i], nameOf(batch[i]), slots.AsSpan(i * Slot, Slot), process));
         }
         return records;
     }
 
-    private static unsafe ThreadRecord Record(Tracee tracee, string name, ReadOnlySpan<byte> slot)
+    private static unsafe ThreadRecord Record(Tracee tracee, string name, ReadOnlySpan<byte> slot, Credentials.CredentialsRecord process)
     {
         var regs = tracee.OriginalRegisters;
         var ssFlags = BitConverter.ToInt32(slot[16..20]);
@@ -57,7 +57,7 @@ public static class ThreadCapture
             ClearChildTid = BitConverter.ToUInt64(slot[..8]),
             RobustListHead = head,
             RobustListLength = length,
-            Sandbox = Security.SeccompState.Capture(tracee),
+            Sandbox = Security.SeccompState.Capture(tracee, process.NoNewPrivileges, process.SeccompMode),
             InterruptedSyscall = regs.InInterruptedSyscall
                 ? new InterruptedSyscallRecord { Number = (long)regs.OrigRax, ReturnCode = (long)regs.Rax }
                 : null,
