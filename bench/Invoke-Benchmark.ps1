@@ -537,7 +537,9 @@ function Invoke-ThreadComparison {
     $counts = @(1, $ThreadCompareThreads)
     $targets = @{}
     $files = @{}
-    $rounds = Get-RoundCount $ThreadCompareMiB
+    # The two sides differ by a few ms on operations of 30 to 60 ms, as much as the machine's noise:
+    # more rounds, for a median that holds from one run to the next (a round takes a fraction of a second).
+    $rounds = if ($Rounds -gt 0) { $Rounds } else { 15 }
     $checkpoints = @{}; $restarts = @{}; $coldCheckpoint = @{}; $coldRestart = @{}
     foreach ($n in $counts) {
         $checkpoints[$n] = [Collections.Generic.List[object]]::new()
