@@ -42,9 +42,11 @@ public static class Restarter
             var kernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim();
             if (kernel != image.Image.KernelRelease)
                 log.Add($"the checkpoint was taken on kernel {image.Image.KernelRelease}, this is {kernel}");
+            // The process ids only: a killed process's threads are gone once it is reaped, and a thread
+            // id that another process holds is refused by clone3 itself, with the same message.
             if (request.RestorePid)
-                foreach (var tid in order.SelectMany(p => p.Process.Zombie ? [p.Pid] : p.Process.ThreadIds))
-                    ProcessCreator.WaitForFreePid(tid, request.PidWait);
+                foreach (var p in order)
+                    ProcessCreator.WaitForFreePid(p.Pid, request.PidWait);
 
             var verifier = DataVerifier.Start(image);
             var (pids, bytes) = TracerThread.Run(() => Rebuild(request, image, order, relocate, verifier, log));
