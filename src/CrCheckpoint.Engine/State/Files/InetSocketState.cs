@@ -47,20 +47,20 @@ public static unsafe class InetSocketState
         var copy = ForeignDescriptor.Copy(pid, fd);
         try
         {
-            var family = Option(copy, SOL_SOCKET, SO_DOMAIN);
+            var family = SocketOption.Get(copy, SOL_SOCKET, SO_DOMAIN);
             if (family is not (AF_INET or AF_INET6)) return null;
-            var type = Option(copy, SOL_SOCKET, SO_TYPE);
-            var protocol = Option(copy, SOL_SOCKET, SO_PROTOCOL);
-            var listening = Option(copy, SOL_SOCKET, SO_ACCEPTCONN) == 1;
+            var type = SocketOption.Get(copy, SOL_SOCKET, SO_TYPE);
+            var protocol = SocketOption.Get(copy, SOL_SOCKET, SO_PROTOCOL);
+            var listening = SocketOption.Get(copy, SOL_SOCKET, SO_ACCEPTCONN) == 1;
             var local = Name(copy, peer: false);
             var peer = Name(copy, peer: true);
             var (state, queued) = ProcNet(pid, family, protocol, inode);
             var backlog = 0;
             if (listening && InetSocketDiag.Listeners(family).TryGetValue(inode, out var listener))
                 (backlog, queued) = listener;
-            var reuseAddress = Option(copy, SOL_SOCKET, SO_REUSEADDR) == 1;
-            var reusePort = Option(copy, SOL_SOCKET, SO_REUSEPORT) == 1;
-            var v6Only = family == AF_INET6 && Option(copy, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
+            var reuseAddress = SocketOption.Get(copy, SOL_SOCKET, SO_REUSEADDR) == 1;
+            var reusePort = SocketOption.Get(copy, SOL_SOCKET, SO_REUSEPORT) == 1;
+            var v6Only = family == AF_INET6 && SocketOption.Get(copy, IPPROTO_IPV6, IPV6_V6ONLY) == 1;
             TcpConnectionRecord? tcp = null;
             if (type == SOCK_STREAM && !listening && state == TCP_ESTABLISHED && peer is not null)
             {
@@ -102,12 +102,6 @@ public static unsafe class InetSocketState
                 int.Parse(f[4].Split(':')[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture));
         }
         return (TCP_CLOSE, 0);
-    }
-
-    private static int Option(int fd, int level, int name)
-    {
-        int value = 0, length = sizeof(int);
-        return getsockopt(fd, level, name, &value, &length) == 0 ? value : -1;
     }
 
     private static string? Name(int fd, bool peer)

@@ -108,16 +108,16 @@ public static unsafe class TcpConnectionState
             ReceiveSequence = receiveSequence,
             SendQueue = sendQueue,
             ReceiveQueue = receiveQueue,
-            Mss = Option(socket, IPPROTO_TCP, TCP_MAXSEG),
+            Mss = SocketOption.Get(socket, IPPROTO_TCP, TCP_MAXSEG),
             Timestamps = (info[5] & TCPI_OPT_TIMESTAMPS) != 0,
             Sack = (info[5] & TCPI_OPT_SACK) != 0,
             WindowScaling = (info[5] & TCPI_OPT_WSCALE) != 0,
             SendWindowScale = info[6] & 0xf,
             ReceiveWindowScale = info[6] >> 4,
-            Timestamp = (uint)Option(socket, IPPROTO_TCP, TCP_TIMESTAMP),
+            Timestamp = (uint)SocketOption.Get(socket, IPPROTO_TCP, TCP_TIMESTAMP),
             Window = hasWindow ? new ReadOnlySpan<uint>(window, 5).ToArray() : [],
-            NoDelay = Option(socket, IPPROTO_TCP, TCP_NODELAY) == 1,
-            KeepAlive = Option(socket, SOL_SOCKET, SO_KEEPALIVE) == 1,
+            NoDelay = SocketOption.Get(socket, IPPROTO_TCP, TCP_NODELAY) == 1,
+            KeepAlive = SocketOption.Get(socket, SOL_SOCKET, SO_KEEPALIVE) == 1,
         };
     }
 
@@ -125,7 +125,7 @@ public static unsafe class TcpConnectionState
     private static (uint Sequence, byte[] Data) Queue(int socket, int queue, int sizeRequest)
     {
         Select(socket, queue);
-        var sequence = (uint)Option(socket, IPPROTO_TCP, TCP_QUEUE_SEQ);
+        var sequence = (uint)SocketOption.Get(socket, IPPROTO_TCP, TCP_QUEUE_SEQ);
         int size = 0;
         ioctl(socket, sizeRequest, &size);
         var data = new byte[Math.Max(0, size)];
@@ -141,12 +141,6 @@ public static unsafe class TcpConnectionState
     }
 
     private static void Select(int socket, int queue) => setsockopt(socket, IPPROTO_TCP, TCP_REPAIR_QUEUE, &queue, sizeof(int));
-
-    private static int Option(int fd, int level, int name)
-    {
-        int value = 0, length = sizeof(int);
-        return getsockopt(fd, level, name, &value, &length) == 0 ? value : -1;
-    }
 
     /// <summary>
     /// Rebuilds the connection in repair mode, where connect() sends nothing and only sets the
