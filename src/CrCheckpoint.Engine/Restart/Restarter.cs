@@ -205,7 +205,7 @@ public static class Restarter
                 var r = rebuilt[p.Pid];
                 foreach (var (t, record) in r.Threads)
                 {
-                    t.SetExtendedState(record.ExtendedState);
+                    t.SetExtendedState(record.FullExtendedState());
                     var final = ThreadRestore.FinalRegisters(t, record);
                     t.SetFinalState(final, record.BlockedSignals);
                     if (record.Sandbox is { } sandbox) t.LastCalls = thread => SeccompState.Restore(thread, sandbox, final.Rsp);

@@ -43,13 +43,15 @@ public static class ThreadCapture
         ulong head = 0, length = 0;
         Interop.syscall(Syscalls.get_robust_list, tracee.Tid, (long)&head, (long)&length);
         var rseq = tracee.GetRseqConfiguration();
+        var xstate = tracee.GetExtendedState();
         return new ThreadRecord
         {
             Pid = tracee.Pid,
             Tid = tracee.Tid,
             Name = name,
             Registers = regs.ToArray(),
-            ExtendedState = tracee.GetExtendedState(),
+            ExtendedState = xstate.AsSpan(0, xstate.AsSpan().LastIndexOfAnyExcept((byte)0) + 1).ToArray(),
+            ExtendedStateSize = xstate.Length,
             BlockedSignals = tracee.OriginalSignalMask,
             PendingSignals = tracee.PeekPendingSignals(shared: false),
             AltStack = altStack,

@@ -8,8 +8,23 @@ public sealed class ThreadRecord
     public string Name { get; init; } = "";
     /// <summary>user_regs_struct in kernel order: r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss fs_base gs_base ds es fs gs.</summary>
     public ulong[] Registers { get; init; } = [];
-    /// <summary>The XSAVE area from PTRACE_GETREGSET NT_X86_XSTATE: x87, SSE, AVX and beyond.</summary>
+    /// <summary>
+    /// The XSAVE area from PTRACE_GETREGSET NT_X86_XSTATE (x87, SSE, AVX and beyond), without its
+    /// trailing zero bytes: the state components a program never used read as zeros, and are most
+    /// of the area. <see cref="ExtendedStateSize"/> is the whole area's size.
+    /// </summary>
     public byte[] ExtendedState { get; init; } = [];
+    /// <summary>The XSAVE area's size; absent (0) in files before 1.1, whose area is whole.</summary>
+    public int ExtendedStateSize { get; init; }
+
+    /// <summary>The whole XSAVE area, its trailing zeros put back.</summary>
+    public byte[] FullExtendedState()
+    {
+        if (ExtendedStateSize <= ExtendedState.Length) return ExtendedState;
+        var whole = new byte[ExtendedStateSize];
+        ExtendedState.CopyTo(whole, 0);
+        return whole;
+    }
     public ulong BlockedSignals { get; init; }
     /// <summary>siginfo_t of each signal queued for this thread alone.</summary>
     public List<byte[]> PendingSignals { get; init; } = [];
