@@ -215,3 +215,38 @@ Describe 'An inotify with watches on a directory and files, one watch removed (w
         @(Get-ProgramLines $program | Select-Object -Skip $skip) -match '^EVENT 3 ' | Should -BeNullOrEmpty
     }
 }
+
+Describe 'A POSIX timer (timer_create) that signals with a value (posix_timer)' {
+    BeforeAll {
+        $program = Start-TestProgram posix_timer
+        $timerId = [int](@(Get-ProgramLines $program) -match '^READY ')[0].Split(' ')[2]
+        $null = Wait-ProgramLine $program '^TICK 20 ' -Id $program.Id
+        $path = Join-Path $TestDrive 'timer.ctx'
+        $null = Invoke-CheckpointKill $program.Id $path
+        $timers = @((Get-CrContext -Path $path -ErrorAction Stop).Processes[0].Process.PosixTimers)
+        $lastTick = [int](@(Get-ProgramLines $program | Where-Object { $_ -like 'TICK *' })[-1].Split(' ')[1])
+        $result = Invoke-TestRestart $path
+        $id = $result.ProcessIds[0]
+    }
+    AfterAll { Stop-RestartedProcess $result.ProcessIds }
+
+    It 'saves the timer with its id, clock, signal, value and period' {
+        $timerId | Should -BeGreaterThan 0 -Because 'the timer made and deleted before it had the first id'
+        $timers | Should -HaveCount 1
+        $timers[0].Id | Should -Be $timerId
+        $timers[0].Clock | Should -Be 1
+        $timers[0].Value | Should -Be 42
+        $timers[0].Interval | Should -Be @(0, 20000000)
+    }
+
+    It 'keeps firing after the restart, each signal with its value and the same timer id' {
+        $line = Wait-ProgramLine $program "^TICK $($lastTick + 20) " -Id $id
+        $line | Should -Be "TICK $($lastTick + 20) bad=0"
+    }
+
+    It 'answers timer_gettime on its id: the timer is the same one, armed, with its period' {
+        $skip = @(Get-ProgramLines $program).Count
+        Send-Signal $id USR1
+        Wait-ProgramLine $program '^TIMER ' -Skip $skip -Id $id | Should -Be "TIMER $timerId interval=20000000 armed=1"
+    }
+}

@@ -26,9 +26,6 @@ public static class ProcessCapture
         var executable = ProcFds.ReadLink($"/proc/{pid}/exe") ?? "";
         if (executable.EndsWith(" (deleted)", StringComparison.Ordinal)) executable = executable[..^10];
 
-        var timers = File.ReadAllText($"/proc/{pid}/timers");
-        if (timers.Length > 0)
-            throw new UnsupportedStateException(pid, "the process has POSIX timers (timer_create), which this version cannot checkpoint yet");
 
 
         tracee.UseSyscallInstructionAt(SyscallInstruction.Find(pid, areas));
@@ -36,6 +33,7 @@ public static class ProcessCapture
         var layout = MemoryCapture.CaptureLayout(tracee, stat);
         var signals = SignalCapture.Capture(tracee, status);
         var itimers = IntervalTimerRecord.Capture(tracee);
+        var posixTimers = PosixTimerState.Capture(tracee, File.ReadAllText($"/proc/{pid}/timers"));
         const int MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
         var membarrier = tracee.Syscall(Native.Syscalls.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0);
         const int PR_GET_DUMPABLE = 3;
@@ -78,6 +76,7 @@ public static class ProcessCapture
             MemoryLayout = layout,
             Signals = signals,
             Timers = itimers,
+            PosixTimers = posixTimers,
             MembarrierRegistrations = membarrier > 0 ? (int)membarrier : 0,
             Dumpable = dumpable >= 0 ? (int)dumpable : null,
             ThreadIds = threads.Select(t => t.Tid).ToArray(),

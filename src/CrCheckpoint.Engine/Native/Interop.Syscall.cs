@@ -10,7 +10,7 @@ public static class Syscalls
         personality = 135, prctl = 157, arch_prctl = 158, chroot = 161, gettid = 186, set_tid_address = 218,
         restart_syscall = 219, membarrier = 324, nanosleep = 35, clock_nanosleep = 230, timer_gettime = 224, exit_group = 231, tgkill = 234, openat = 257,
         set_robust_list = 273, get_robust_list = 274, dup3 = 292, pipe2 = 293, prlimit64 = 302, kcmp = 312,
-        memfd_create = 319, rseq = 334, pidfd_send_signal = 424, pidfd_open = 434, clone3 = 435,
+        timer_create = 222, timer_settime = 223, memfd_create = 319, rseq = 334, pidfd_send_signal = 424, pidfd_open = 434, clone3 = 435,
         pidfd_getfd = 438, close_range = 436, rt_sigqueueinfo = 129, rt_tgsigqueueinfo = 297, setresuid = 117,
         setresgid = 119, setgroups = 116, fchmod = 91, ioctl = 16, epoll_ctl = 233, timerfd_create = 283,
         timerfd_settime = 286, signalfd4 = 289, eventfd2 = 290, epoll_create1 = 291, inotify_init1 = 294,

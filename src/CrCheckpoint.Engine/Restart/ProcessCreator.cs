@@ -124,8 +124,9 @@ public static unsafe class ProcessCreator
     /// makes its own calls, then a clone3 per thread (with set_tid for the original id, and
     /// CLONE_CHILD_CLEARTID for its clear_child_tid); each new thread, traced by us from birth
     /// (CLONE_PTRACE, which unlike PTRACE_O_TRACECLONE does not stop the leader at every clone),
-    /// makes its own calls and stops. Every thread gives up root for its saved ids last (see
-    /// <see cref="CredentialsRestore"/>). None runs the program before its registers are replaced.
+    /// makes its own calls and stops, giving up root for its saved ids last (see
+    /// <see cref="CredentialsRestore"/>; the main thread does in <see cref="GiveUpRoot"/>). None runs
+    /// the program before its registers are replaced.
     /// Returns the threads after the leader, in the order of the records.
     /// </summary>
     public static List<Tracee> CreateThreads(Tracee leader, ProcessImage process, bool restoreIds, MessageLog log)
@@ -152,8 +153,8 @@ public static unsafe class ProcessCreator
             {
                 var room = groupsAt - (leaderCalls.Count + credentials.Count + 1) * Tracee.BatchEntry;
                 var count = Math.Min(records.Count - next, room / (Slot + Tracee.BatchEntry));
-                var last = next + count == records.Count;
-                var leaderLast = last ? credentials : [];
+                // The main thread gives up root later, in GiveUpRoot: it still has timers to make.
+                List<(string, RemoteCall)> leaderLast = [];
                 var slotsAt = (leaderCalls.Count + count + leaderLast.Count + 1) * Tracee.BatchEntry;
                 var image = new byte[slotsAt + count * Slot];
                 var childCalls = new List<(string Name, RemoteCall Call)>[count];
@@ -218,14 +219,6 @@ public static unsafe class ProcessCreator
                 next += count;
             } while (next < records.Count);
 
-            if (credentials.Count > 0)
-            {
-                // Each change of ids made the process undumpable; it was not, most likely.
-                const int PR_SET_DUMPABLE = 4;
-                leader.CheckedSyscall("prctl(PR_SET_DUMPABLE)", Syscalls.prctl, PR_SET_DUMPABLE, process.Process.Dumpable ?? 1);
-                var c = process.Process.Credentials;
-                log.Add($"process {leader.Pid} runs as uid {c.Uids[1]} gid {c.Gids[1]} again{(records.Count > 1 ? ", in every thread" : "")}");
-            }
             return created;
         }
         catch
@@ -233,6 +226,26 @@ public static unsafe class ProcessCreator
             foreach (var t in created) t.KillAndReap();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The main thread's own ids, last of all its calls that need root (the others gave theirs up in
+    /// CreateThreads); then the dumpable flag, which each change of ids cleared.
+    /// </summary>
+    public static void GiveUpRoot(Tracee leader, ProcessImage process, MessageLog log)
+    {
+        var c = process.Process.Credentials;
+        if (!CredentialsRestore.NeedsRestore(c)) return;
+        var groups = CredentialsRestore.GroupsData(c);
+        const int GroupsAt = Tracee.BatchRoom / 2;
+        leader.WriteScratch(groups, GroupsAt);
+        var calls = CredentialsRestore.Calls(c, leader.Scratch + GroupsAt);
+        var results = leader.RunBatch(calls.Select(x => x.Call).ToList());
+        for (var i = 0; i < results.Length; i++)
+            if (results[i] < 0) throw new NativeException($"{calls[i].Name} in the main thread of process {leader.Pid}", (int)-results[i]);
+        const int PR_SET_DUMPABLE = 4;
+        leader.CheckedSyscall("prctl(PR_SET_DUMPABLE)", Syscalls.prctl, PR_SET_DUMPABLE, process.Process.Dumpable ?? 1);
+        log.Add($"process {leader.Pid} runs as uid {c.Uids[1]} gid {c.Gids[1]} again{(process.Threads.Count > 1 ? ", in every thread" : "")}");
     }
 
     private static Exception? CheckResults(byte[] image, int tableAt, List<(string Name, RemoteCall Call)> calls, string who)

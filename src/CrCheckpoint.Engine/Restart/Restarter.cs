@@ -181,6 +181,9 @@ public static class Restarter
                 all.AddRange(threads);
                 r.Threads.Add((r.Leader, p.Threads[0]));
                 r.Threads.AddRange(threads.Zip(p.Threads.Skip(1)));
+                PosixTimerState.Restore(r.Leader, p.Process.PosixTimers,
+                    tid => r.Threads.FirstOrDefault(x => x.Record.Tid == tid).Tracee?.Tid ?? r.Leader.Tid);
+                ProcessCreator.GiveUpRoot(r.Leader, p, log);
                 if (threads.Count > 0) log.Add($"process {r.Leader.Pid}: {threads.Count} more thread(s) created");
                 if (!request.RestorePid)
                     foreach (var (t, record) in r.Threads) ThreadRestore.FixCachedThreadId(t, record);

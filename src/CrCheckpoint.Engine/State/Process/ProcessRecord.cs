@@ -34,6 +34,8 @@ public sealed class ProcessRecord
     public int[] ThreadIds { get; init; } = [];
     /// <summary>The membarrier(2) commands the process registered for (MEMBARRIER_CMD_GET_REGISTRATIONS).</summary>
     public int MembarrierRegistrations { get; init; }
+    /// <summary>POSIX timers (timer_create); since 1.1.</summary>
+    public List<Timers.PosixTimerRecord> PosixTimers { get; init; } = [];
     /// <summary>prctl(PR_GET_DUMPABLE): giving the ids back at restart clears it, so it is set again after. Absent in files before 1.1.</summary>
     public int? Dumpable { get; init; }
     /// <summary>The process had exited and waited for its parent to reap it; only its exit status is kept.</summary>
