@@ -35,8 +35,8 @@ public sealed class DataVerifier
     }
 
     /// <summary>
-    /// Hashes each block in one call over a read-only mapping of the file: the one-shot hash runs at
-    /// memory speed from the first call, where the streaming one crawls until the JIT has tiered it up.
+    /// Hashes each block in one call over a read-only mapping of the file: no copy of the bytes into
+    /// the engine, and no buffer to hold them.
     /// </summary>
     private static unsafe string? Verify(string path, List<(long Offset, long Length, ulong Checksum, string What)> blocks)
     {

@@ -151,11 +151,10 @@ public static unsafe class ProcessCreator
             var next = 1;
             do
             {
-                var room = groupsAt - (leaderCalls.Count + credentials.Count + 1) * Tracee.BatchEntry;
+                var room = groupsAt - (leaderCalls.Count + 1) * Tracee.BatchEntry;
                 var count = Math.Min(records.Count - next, room / (Slot + Tracee.BatchEntry));
                 // The main thread gives up root later, in GiveUpRoot: it still has timers to make.
-                List<(string, RemoteCall)> leaderLast = [];
-                var slotsAt = (leaderCalls.Count + count + leaderLast.Count + 1) * Tracee.BatchEntry;
+                var slotsAt = (leaderCalls.Count + count + 1) * Tracee.BatchEntry;
                 var image = new byte[slotsAt + count * Slot];
                 var childCalls = new List<(string Name, RemoteCall Call)>[count];
                 var clones = new List<RemoteCall>();
@@ -184,14 +183,12 @@ public static unsafe class ProcessCreator
                     Tracee.EncodeBatch(childCalls[i].Select(c => c.Call).ToList()).CopyTo(slot[TableAt..]);
                     clones.Add(new RemoteCall(Syscalls.clone3, (long)at + ArgsAt, 88, (long)at + TableAt));
                 }
-                var leaderTable = leaderCalls.Concat(clones.Select(c => ("clone3", c))).Concat(leaderLast).ToList();
-                Tracee.EncodeBatch(leaderTable.Select(c => c.Item2).ToList()).CopyTo(image, 0);
+                Tracee.EncodeBatch(leaderCalls.Select(c => c.Call).Concat(clones).ToList()).CopyTo(image, 0);
                 leader.WriteScratch(image);
                 leader.RunBatchAt(leader.Scratch);
                 leader.ReadScratch(image.AsSpan(0, slotsAt));
 
-                var failure = CheckResults(image, 0, leaderCalls, "the main thread")
-                    ?? CheckResults(image, (leaderCalls.Count + count) * Tracee.BatchEntry, leaderLast, "the main thread");
+                var failure = CheckResults(image, 0, leaderCalls, "the main thread");
                 var started = new List<Tracee>();
                 for (var i = 0; i < count; i++)
                 {

@@ -35,13 +35,14 @@ public static partial class InotifyState
     public static unsafe InotifyRecord Capture(int pid, int fd, FdInfo info)
     {
         var watches = new List<InotifyWatchRecord>();
+        var mounts = File.ReadLines($"/proc/{pid}/mountinfo").Select(l => l.Split(' ')).ToList();
         foreach (var line in info.All("inotify wd"))
         {
             var m = WatchPattern().Match(line);
             if (!m.Success) throw new UnsupportedStateException(pid, $"descriptor {fd} is an inotify whose watch '{line}' cannot be read");
             var wd = int.Parse(m.Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
             var device = uint.Parse(m.Groups[2].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-            var path = PathOf(pid, device, int.Parse(m.Groups[4].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+            var path = PathOf(pid, mounts, device, int.Parse(m.Groups[4].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture),
                 Convert.FromHexString(m.Groups[5].Value))
                 ?? throw new UnsupportedStateException(pid, $"descriptor {fd} is an inotify watching a file (watch {wd}) whose path cannot be found any more");
             watches.Add(new InotifyWatchRecord { Wd = wd, Path = path, Mask = uint.Parse(m.Groups[3].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture) });
@@ -57,11 +58,10 @@ public static partial class InotifyState
     private static partial Regex WatchPattern();
 
     /// <summary>The path of a file handle, through a mount of its file system as the process sees it (the kernel's dev_t: major in the bits above 20).</summary>
-    private static unsafe string? PathOf(int pid, uint device, int handleType, byte[] handle)
+    private static unsafe string? PathOf(int pid, List<string[]> mounts, uint device, int handleType, byte[] handle)
     {
         var wanted = $"{device >> 20}:{device & 0xfffff}";
-        var mount = File.ReadLines($"/proc/{pid}/mountinfo").Select(l => l.Split(' '))
-            .Where(f => f.Length > 4 && f[2] == wanted).OrderBy(f => f[3] == "/" ? 0 : 1).FirstOrDefault();
+        var mount = mounts.Where(f => f.Length > 4 && f[2] == wanted).OrderBy(f => f[3] == "/" ? 0 : 1).FirstOrDefault();
         if (mount is null) return null;
         // open_by_handle_at refuses an O_PATH descriptor as its mount.
         var mountFd = open($"/proc/{pid}/root{mount[4]}", O_RDONLY | O_CLOEXEC | O_DIRECTORY, 0);

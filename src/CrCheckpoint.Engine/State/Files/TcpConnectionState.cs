@@ -71,10 +71,10 @@ public static unsafe class TcpConnectionState
     private const int TCPI_OPT_TIMESTAMPS = 1, TCPI_OPT_SACK = 2, TCPI_OPT_WSCALE = 4;
     private const int SIOCINQ = 0x541B, SIOCOUTQ = 0x5411, MSG_PEEK = 2, MSG_DONTWAIT = 0x40;
 
-    internal static void SetRepair(int socket, bool on)
+    internal static bool SetRepair(int socket, bool on)
     {
         var value = on ? 1 : 0;
-        setsockopt(socket, IPPROTO_TCP, TCP_REPAIR, &value, sizeof(int));
+        return setsockopt(socket, IPPROTO_TCP, TCP_REPAIR, &value, sizeof(int)) == 0;
     }
 
     /// <summary>
@@ -84,8 +84,7 @@ public static unsafe class TcpConnectionState
     /// </summary>
     public static TcpConnectionRecord Capture(int pid, int fd, int socket, TcpRepairHold hold)
     {
-        var on = 1;
-        if (setsockopt(socket, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(int)) != 0)
+        if (!SetRepair(socket, true))
         {
             var errno = ErrnoCheck.LastErrno;
             close(socket);
@@ -149,8 +148,7 @@ public static unsafe class TcpConnectionState
     /// </summary>
     public static void Restore(int socket, TcpConnectionRecord t, byte[] local, byte[] peer, string describe)
     {
-        var on = 1;
-        Check(setsockopt(socket, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(int)), "TCP_REPAIR", describe);
+        Check(SetRepair(socket, true) ? 0 : -1, "TCP_REPAIR", describe);
         SetSequence(socket, TCP_RECV_QUEUE, t.ReceiveSequence, describe);
         SetSequence(socket, TCP_SEND_QUEUE, t.SendSequence, describe);
         fixed (byte* a = local) Check(bind(socket, a, local.Length), "bind", describe);
