@@ -39,6 +39,7 @@ internal static class ErrorRecords
             RestartFailure.FileChanged => ErrorCategory.InvalidData,
             RestartFailure.Unsupported => ErrorCategory.NotImplemented,
             RestartFailure.PermissionDenied => ErrorCategory.PermissionDenied,
+            RestartFailure.Mismatch => ErrorCategory.InvalidResult,
             _ => ErrorCategory.InvalidOperation,
         };
         return new ErrorRecord(e, $"Restart.{e.Failure}", category, e.Target);

@@ -41,7 +41,7 @@ public sealed class ContextWriter : IDisposable
 
         Span<byte> header = stackalloc byte[FormatConstants.FileHeaderLength];
         FileHeader.Encode(header,
-            DataAligned ? FileFlags.DataAligned : FileFlags.None,
+            FileFlags.ExactState | (DataAligned ? FileFlags.DataAligned : FileFlags.None),
             DataAligned ? (uint)FormatConstants.DataAlignment : 0u);
         Append(header);
         // The header goes out at once so that a reader on the other end of a pipe can check the file right away.

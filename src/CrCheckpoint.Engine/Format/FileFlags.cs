@@ -12,6 +12,13 @@ internal enum FileFlags : uint
     /// <summary>Data of every record with data starts at a multiple of the header's alignment field.</summary>
     DataAligned = 1,
 
+    /// <summary>
+    /// Since 1.2: the records carry attributes a restart must give back (locks, owners, capabilities,
+    /// scheduling...). A reader that does not know this bit would restart the processes without them,
+    /// silently wrong, so it must refuse the file instead.
+    /// </summary>
+    ExactState = 1 << 16,
+
     IncompatibleMask = 0xFFFF_0000,
-    KnownIncompatible = 0,
+    KnownIncompatible = ExactState,
 }

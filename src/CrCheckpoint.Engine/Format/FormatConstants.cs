@@ -15,7 +15,7 @@ public static class FormatConstants
     public const int MajorVersion = 1;
 
     /// <summary>The minor format version this code writes; files of any minor version of <see cref="MajorVersion"/> are read.</summary>
-    public const int MinorVersion = 1;
+    public const int MinorVersion = 2;
 
     /// <summary>Size of the file header in format version 1.</summary>
     public const int FileHeaderLength = 64;

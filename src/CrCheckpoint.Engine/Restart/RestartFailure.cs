@@ -13,6 +13,8 @@ public enum RestartFailure
     FileChanged,
     Unsupported,
     PermissionDenied,
+    /// <summary>Read back before the processes were let go, restored state differed from the context (the restart checks itself).</summary>
+    Mismatch,
     Failed,
 }
 

@@ -194,14 +194,18 @@ public static class Restarter
 
             verifier.Complete();
 
-            // 3. Zombies exit now, children before parents, so each waits for its own parent to reap it.
+            // 3. The restart checks itself: each kind reads back what it restored before anything runs.
+            foreach (var p in order.Where(p => !p.Process.Zombie))
+                CheckRestored(p, rebuilt[p.Pid], files);
+
+            // 4. Zombies exit now, children before parents, so each waits for its own parent to reap it.
             foreach (var p in order.Where(p => p.Process.Zombie).Reverse())
             {
                 ProcessCreator.BecomeZombie(rebuilt[p.Pid].Leader, p.Process.ExitStatus);
                 all.Remove(rebuilt[p.Pid].Leader);
             }
 
-            // 4. Registers, the after-action, and all go at once.
+            // 5. Registers, the after-action, and all go at once.
             var signal = AfterActionSignal.For(request.After, request.Signal);
             foreach (var p in order.Where(p => !p.Process.Zombie))
             {
@@ -267,6 +271,15 @@ public static class Restarter
         IntervalTimerRestore.Restore(tracee, process.Process.Timers);
         ProcessRestore.RestoreMembarrier(tracee, process.Process);
         return bytes;
+    }
+
+    /// <summary>
+    /// What was restored, read back from the kernel and compared with the context; a difference is a
+    /// <see cref="RestartFailure.Mismatch"/>. One line per kind of state.
+    /// </summary>
+    private static void CheckRestored(ProcessImage p, Rebuilt r, OpenFileTable files)
+    {
+        ProcessRestore.Verify(r.Leader.Pid, p.Process);
     }
 
     /// <summary>

@@ -177,7 +177,7 @@ public class DamageTests
     public void UnknownIncompatibleHeaderFlagIsRefused()
     {
         byte[] file = ContextFiles.Build(ContextFiles.Small());
-        file[18] |= 0x01;
+        file[18] |= 0x02;
         Assert.Equal(ContextFormatError.UnsupportedVersion, ContextFiles.Refused(ContextFiles.Reseal(file)).Error);
     }
 

@@ -80,4 +80,14 @@ public static class ProcessRestore
         }
     }
 
+    /// <summary>The restart's self-check of what this file restores: name, umask and personality.</summary>
+    public static void Verify(int pid, ProcessRecord process)
+    {
+        var status = Proc.ProcStatus.Read(pid);
+        RestartCheck.Expect(pid, "the umask", Convert.ToString(process.Umask, 8), Convert.ToString(status.Umask, 8));
+        var personality = Convert.ToUInt32(File.ReadAllText($"/proc/{pid}/personality").Trim(), 16);
+        if (process.Personality != 0)
+            RestartCheck.Expect(pid, "the personality", $"0x{process.Personality:x}", $"0x{personality:x}");
+        RestartCheck.Expect(pid, "the name", process.Name, Proc.ProcStat.Read(pid).Comm);
+    }
 }
