@@ -93,6 +93,12 @@ internal static partial class Interop
 {
     [LibraryImport("libc", SetLastError = true)]
     public static partial int fchmod(int fd, int mode);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fchown(int fd, uint owner, uint group);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int futimens(int fd, long* times);
 }
 
 internal static partial class Interop

@@ -167,6 +167,7 @@ public static class Restarter
                 if (p.Process.SessionId == p.Pid && (parent is not null || request.RestoreSid))
                     tracee.CheckedSyscall("setsid", Syscalls.setsid);
             }
+            files.Pids = order.ToDictionary(p => p.Pid, p => rebuilt[p.Pid].Leader.Pid);
             RestoreGroups(request, order, rebuilt, log);
 
             // 2. Each process rebuilt in place, then its threads.
@@ -280,6 +281,7 @@ public static class Restarter
     private static void CheckRestored(ProcessImage p, Rebuilt r, OpenFileTable files)
     {
         ProcessRestore.Verify(r.Leader.Pid, p.Process);
+        FileRestore.Verify(r.Leader.Pid, p, files);
     }
 
     /// <summary>

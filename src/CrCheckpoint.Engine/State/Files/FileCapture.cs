@@ -15,7 +15,8 @@ public static class FileCapture
         var descriptors = new List<FileDescriptorRecord>();
         var files = new List<FileToSave>();
         Dictionary<ulong, UnixSocketInfo>? sockets = null;
-        foreach (var d in ProcFds.Read(pid))
+        var open = ProcFds.Read(pid);
+        foreach (var d in open)
         {
             var record = Describe(pid, d);
             if (record.Kind == FileDescriptorKind.Socket)
@@ -71,6 +72,7 @@ public static class FileCapture
             }
             descriptors.Add(record);
         }
+        DescriptionState.Capture(pid, descriptors, open.ToDictionary(d => d.Fd));
         return (new FileTableRecord { Pid = pid, Descriptors = descriptors }, files);
     }
 

@@ -21,7 +21,6 @@ public sealed record StandardStreams(string? Input, string? Output, string? Erro
 public sealed class OpenFileTable : IDisposable
 {
     private const int OpenFlagsToDrop = O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC;
-    private const int F_SETFL = 4;
     private readonly Dictionary<string, SafeFileHandle> _descriptions = new();
     private readonly Dictionary<(ulong Inode, bool ReadEnd), SafeFileHandle> _pipes = new();
     private readonly Dictionary<ulong, SafeFileHandle> _fifos = new();
@@ -32,6 +31,10 @@ public sealed class OpenFileTable : IDisposable
     private readonly SharedMemoryObjects _shared;
     private readonly MessageLog _log;
     private readonly HashSet<(ulong, bool)> _pipeEnds;
+    private readonly Dictionary<string, int> _engineFds = new();
+    private readonly HashSet<(ulong, bool)> _pipeClaimed = [];
+    private readonly HashSet<string> _replaced = [];
+    private readonly HashSet<int> _threadIds;
 
     public OpenFileTable(ContextImage image, PathRelocator relocate, StandardStreams streams, SharedMemoryObjects shared, MessageLog log)
     {
@@ -44,27 +47,60 @@ public sealed class OpenFileTable : IDisposable
             .Where(d => d.Kind == FileDescriptorKind.Pipe)
             .SelectMany(d => new[] { (d.Inode, true), (d.Inode, false) }.Where(e => e.Item2 ? d.Readable : d.Writable))
             .ToHashSet();
+        _threadIds = image.Processes.SelectMany(p => p.Process.ThreadIds).ToHashSet();
     }
 
     /// <summary>The epolls whose watches were added already (by the first process that holds each).</summary>
     public HashSet<string> FilledEpolls { get; } = [];
 
+    /// <summary>Old pid to new pid of every process of the checkpoint, once they are all created: owners of descriptions are mapped through it.</summary>
+    public IReadOnlyDictionary<int, int> Pids { get; set; } = new Dictionary<int, int>();
+
     /// <summary>The engine descriptor that descriptor <paramref name="d"/> of <paramref name="process"/> must become.</summary>
     public int EngineFd(ProcessImage process, FileDescriptorRecord d)
     {
+        var key = Key(process, d);
+        if (_engineFds.TryGetValue(key, out var known)) return known;
+        var fd = Create(process, d);
+        _engineFds[key] = fd;
+        // Once per description, whichever process and descriptor comes first: they all share it.
+        if (!_replaced.Contains(key)) DescriptionState.Apply(fd, d, OwnerPid);
+        return fd;
+    }
+
+    /// <summary>Whether the descriptor now points somewhere else than it did (a pipe whose other end is gone, a redirected stream).</summary>
+    public bool IsReplaced(ProcessImage process, FileDescriptorRecord d) => _replaced.Contains(Key(process, d));
+
+    /// <summary>Whether the descriptor is the one its description was first seen through at the checkpoint.</summary>
+    public static bool IsFirstHolder(ProcessImage process, FileDescriptorRecord d) =>
+        d.Description is null || d.Description == $"{process.Pid}:{d.Fd}";
+
+    private static string Key(ProcessImage process, FileDescriptorRecord d) => d.Description ?? $"{process.Pid}:{d.Fd}";
+
+    private int OwnerPid(FileOwnerRecord owner)
+    {
+        const int F_OWNER_TID = 0, F_OWNER_PGRP = 2;
+        if (Pids.TryGetValue(owner.Pid, out var now)) return now;
+        // A thread keeps its id only when the processes keep theirs.
+        if (owner.Type == F_OWNER_TID && Pids.All(p => p.Key == p.Value) && _threadIds.Contains(owner.Pid)) return owner.Pid;
+        throw new RestartException(RestartFailure.Unsupported,
+            $"a descriptor sends its signals (F_SETOWN) to {(owner.Type == F_OWNER_PGRP ? "process group" : owner.Type == F_OWNER_TID ? "thread" : "process")} {owner.Pid}, " +
+            "which is not part of the checkpoint; the restart cannot point it at the same target.");
+    }
+
+    private int Create(ProcessImage process, FileDescriptorRecord d)
+    {
         if (d.Kind == FileDescriptorKind.Pipe && _pipeEnds.Contains((d.Inode, true)) && _pipeEnds.Contains((d.Inode, false)))
-            return Pipe(d.Inode, d.Readable && !d.Writable, d.Flags);
+            return Pipe(d.Inode, d.Readable && !d.Writable, Key(process, d));
         if (d.Kind == FileDescriptorKind.Socket)
             return Socket(d);
         if (d.Kind == FileDescriptorKind.ListeningSocket)
         {
             if (!_sockets.TryGetValue(d.Inode, out var listener))
                 _sockets[d.Inode] = listener = ListeningSocketRestore.Listen(d, _relocate, _log);
-            fcntl((int)listener.DangerousGetHandle(), F_SETFL, d.Flags & O_NONBLOCK);
             return (int)listener.DangerousGetHandle();
         }
-
-        var key = d.Description ?? $"{process.Pid}:{d.Fd}";
+        var key = Key(process, d);
         if (!_descriptions.TryGetValue(key, out var handle))
             _descriptions[key] = handle = Open(process, d);
         return (int)handle.DangerousGetHandle();
@@ -137,19 +173,23 @@ public sealed class OpenFileTable : IDisposable
             if (saved is not null && saved.DataLength > 0)
             {
                 var data = ReadSaved(saved.Source, saved.DataOffset, saved.DataLength);
-                fcntl((int)keepAlive.DangerousGetHandle(), F_SETPIPE_SZ, saved.Record.Capacity);
+                SetPipeSize((int)keepAlive.DangerousGetHandle(), saved.Record.Capacity, $"the FIFO {path}");
                 fixed (byte* p = data)
                     if (write((int)keepAlive.DangerousGetHandle(), p, (nuint)data.Length) != data.Length)
                         throw new NativeException($"refilling the FIFO {path}", ErrnoCheck.LastErrno);
                 _log.Add($"FIFO {path} refilled with {data.Length} bytes in flight");
             }
         }
-        var handle = OpenPath(path, d.Flags | O_NONBLOCK, d.Fd);
-        fcntl((int)handle.DangerousGetHandle(), F_SETFL, d.Flags & ~OpenFlagsToDrop & ~O_ACCMODE);
-        return handle;
+        // Non-blocking to open (a FIFO's open waits for the other side); its own flags come back with its description.
+        return OpenPath(path, d.Flags | O_NONBLOCK, d.Fd);
     }
 
-    private unsafe int Pipe(ulong inode, bool readEnd, int flags)
+    /// <summary>
+    /// A pipe between processes of the checkpoint, made once and refilled with its bytes in flight.
+    /// The first description of each end is pipe2's; another description of the same end (one
+    /// opened again through /proc/PID/fd, with flags of its own) is opened anew the same way.
+    /// </summary>
+    private unsafe int Pipe(ulong inode, bool readEnd, string key)
     {
         if (!_pipes.ContainsKey((inode, true)))
         {
@@ -160,7 +200,7 @@ public sealed class OpenFileTable : IDisposable
             var saved = _image.Pipes.FirstOrDefault(p => p.Record.Inode == inode);
             if (saved is not null)
             {
-                fcntl(fds[1], F_SETPIPE_SZ, saved.Record.Capacity);
+                SetPipeSize(fds[1], saved.Record.Capacity, $"pipe:[{inode}]");
                 var data = ReadSaved(saved.Source, saved.DataOffset, saved.DataLength);
                 fixed (byte* p = data)
                 {
@@ -173,13 +213,26 @@ public sealed class OpenFileTable : IDisposable
                 }
                 if (data.Length > 0) _log.Add($"pipe:[{inode}] refilled with {data.Length} bytes in flight");
             }
-            // Blocking or not is a property of each end (its open file description), as it was saved.
+            // Blocking or not is a property of each description, given back with it.
             fcntl(fds[0], F_SETFL, 0);
             fcntl(fds[1], F_SETFL, 0);
         }
-        var handle = _pipes[(inode, readEnd)];
-        fcntl((int)handle.DangerousGetHandle(), F_SETFL, flags & O_NONBLOCK);
-        return (int)handle.DangerousGetHandle();
+        var end = _pipes[(inode, readEnd)];
+        if (_pipeClaimed.Add((inode, readEnd))) return (int)end.DangerousGetHandle();
+        var again = OpenPath($"/proc/self/fd/{(int)end.DangerousGetHandle()}", (readEnd ? O_RDONLY : O_WRONLY) | O_NONBLOCK, -1);
+        _descriptions[key] = again;
+        return (int)again.DangerousGetHandle();
+    }
+
+    /// <summary>F_SETPIPE_SZ can give less than asked (pipe-max-size, a user's pipe quota): the saved bytes would then not fit.</summary>
+    private static void SetPipeSize(int fd, int capacity, string what)
+    {
+        var got = fcntl(fd, F_SETPIPE_SZ, capacity);
+        if (got < 0)
+            throw new RestartException(RestartFailure.Failed,
+                $"cannot give {what} its capacity of {capacity} bytes again: {Marshal.GetPInvokeErrorMessage(ErrnoCheck.LastErrno)} (see /proc/sys/fs/pipe-max-size).");
+        if (got != capacity)
+            throw new RestartException(RestartFailure.Mismatch, $"{what} got a capacity of {got} bytes instead of {capacity}.");
     }
 
     /// <summary>
@@ -199,9 +252,7 @@ public sealed class OpenFileTable : IDisposable
             Refill(d.Inode, peer);
             Refill(d.PeerInode, mine);
         }
-        var handle = _sockets[d.Inode];
-        fcntl((int)handle.DangerousGetHandle(), F_SETFL, d.Flags & O_NONBLOCK);
-        return (int)handle.DangerousGetHandle();
+        return (int)_sockets[d.Inode].DangerousGetHandle();
     }
 
     private unsafe void Refill(ulong inode, SafeFileHandle sender)
@@ -236,6 +287,7 @@ public sealed class OpenFileTable : IDisposable
     /// <summary>A pipe whose other end is gone, or a terminal that no longer exists.</summary>
     private SafeFileHandle Substitute(ProcessImage process, FileDescriptorRecord d)
     {
+        _replaced.Add(Key(process, d));
         var (path, callerFd) = d.Fd switch
         {
             0 => (_streams.Input, 0),

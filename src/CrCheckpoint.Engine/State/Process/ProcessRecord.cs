@@ -53,11 +53,14 @@ public sealed class FileIdentity
     public long ModifiedSeconds { get; init; }
     public long ModifiedNanoseconds { get; init; }
     public uint Mode { get; init; }
+    /// <summary>Owner and group; since 1.2 (a file the restart makes anew gets them back).</summary>
+    public uint? Owner { get; init; }
+    public uint? Group { get; init; }
 
     public static FileIdentity From(in Native.Stat st) => new()
     {
         Device = st.Dev, Inode = st.Ino, Size = st.Size, ModifiedSeconds = st.MtimeSec,
-        ModifiedNanoseconds = st.MtimeNsec, Mode = st.Mode,
+        ModifiedNanoseconds = st.MtimeNsec, Mode = st.Mode, Owner = st.Uid, Group = st.Gid,
     };
 
     public bool SameContentAs(FileIdentity other) =>
