@@ -110,3 +110,25 @@ Describe 'A lock another process took meanwhile fails the restart, which leaves 
         Stop-RestartedProcess $result.ProcessIds[0]
     }
 }
+
+Describe 'What was removed while open comes back removed, in a chroot (removed_paths)' {
+    BeforeAll {
+        $program = Start-TestProgram removed_paths
+        $before = Request-Report $program -Id $program.Id -Word PATHS
+        $path = Join-Path $TestDrive 'removed.ctx'
+        $null = Invoke-CheckpointKill $program.Id $path
+        $result = Invoke-TestRestart $path
+        $id = $result.ProcessIds[0]
+        $after = Request-Report $program -Id $id -Word PATHS
+    }
+    AfterAll { Stop-RestartedProcess $id }
+
+    It 'had everything before the checkpoint, and has it all after the restart: <_>' -ForEach 'root', 'cwd', 'dir3', 'fifo4', 'same56', 'tmp7' {
+        $before[$_] | Should -Be '1'
+        $after[$_] | Should -Be '1' -Because "$_ as the restarted program sees it"
+    }
+
+    It 'leaves nothing it made for the restart behind in the jail' {
+        @(Get-ChildItem -Force (Join-Path $program.Directory 'jail')) | Should -BeNullOrEmpty
+    }
+}

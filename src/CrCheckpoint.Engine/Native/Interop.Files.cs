@@ -178,4 +178,7 @@ internal static partial class Interop
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int fchownat(int dirfd, string path, uint owner, uint group, int flags);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int mkfifo(string path, int mode);
 }

@@ -198,6 +198,7 @@ public static class Restarter
             // 3. The restart checks itself: each kind reads back what it restored before anything runs.
             foreach (var p in order.Where(p => !p.Process.Zombie))
                 CheckRestored(p, rebuilt[p.Pid], files);
+            files.RemoveDeleted();
 
             // 4. Zombies exit now, children before parents, so each waits for its own parent to reap it.
             foreach (var p in order.Where(p => p.Process.Zombie).Reverse())
@@ -266,7 +267,7 @@ public static class Restarter
         log.Add($"process {tracee.Pid}: {saved.Count} memory areas, {bytes} bytes of saved pages");
 
         FileRestore.Restore(tracee, process, files);
-        ProcessRestore.RestoreEnvironment(tracee, process.Process, relocate, log);
+        ProcessRestore.RestoreEnvironment(tracee, process.Process, relocate, files.DeletedDirectory);
         ResourceLimitRestore.Restore(tracee.Pid, process.Process.Limits, log);
         SignalRestore.RestoreDispositions(tracee, process.Process.Signals);
         IntervalTimerRestore.Restore(tracee, process.Process.Timers);

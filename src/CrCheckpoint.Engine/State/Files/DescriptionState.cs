@@ -68,7 +68,8 @@ public static unsafe class DescriptionState
         var pidfd = (int)ErrnoCheck.Check(syscall(Syscalls.pidfd_open, pid, 0), $"pidfd_open({pid})");
         try
         {
-            foreach (var d in descriptors)
+            // An O_PATH descriptor has no owner: fcntl refuses to ask.
+            foreach (var d in descriptors.Where(d => (d.Flags & O_PATH) == 0))
             {
                 var local = (int)syscall(Syscalls.pidfd_getfd, pidfd, d.Fd, 0);
                 if (local < 0) throw new NativeException($"pidfd_getfd({pid}, {d.Fd})", ErrnoCheck.LastErrno);
@@ -94,7 +95,7 @@ public static unsafe class DescriptionState
 
     /// <summary>
     /// Gives one restored description, open in the engine as <paramref name="fd"/>, its owner, status
-    /// flags and the locks it owns itself (OFD and flock); the rest is <see cref="RestoreInProcess"/>'s.
+    /// flags and its OFD locks; the rest is <see cref="RestoreInProcess"/>'s.
     /// </summary>
     public static void Apply(int fd, FileDescriptorRecord d, Func<FileOwnerRecord, int> ownerPid)
     {
@@ -110,11 +111,7 @@ public static unsafe class DescriptionState
         if (wanted != flags) ErrnoCheck.Check(fcntl(fd, F_SETFL, wanted), $"F_SETFL for descriptor {d.Fd}");
         foreach (var l in d.Locks ?? [])
         {
-            if (l.Kind == "flock")
-            {
-                if (flock(fd, (l.Type == "write" ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) throw Locked(d, l, ErrnoCheck.LastErrno);
-            }
-            else if (l.Kind == "ofd")
+            if (l.Kind == "ofd")
             {
                 var args = Args(l);
                 if (fcntl(fd, F_OFD_SETLK, &args) != 0) throw Locked(d, l, ErrnoCheck.LastErrno);
@@ -124,7 +121,7 @@ public static unsafe class DescriptionState
 
     /// <summary>
     /// What the restarted process must do itself, on its own descriptor numbers, once they are all
-    /// in place: POSIX locks belong to the process; O_ASYNC and leases register the descriptor
+    /// in place: POSIX locks belong to the process, flock locks show who took them; O_ASYNC and leases register the descriptor
     /// number that SIGIO and lease breaks report in si_fd (the first holder's, as at the checkpoint).
     /// Leases come last, since the restart's own opens of a file would break them.
     /// </summary>
@@ -133,10 +130,17 @@ public static unsafe class DescriptionState
         foreach (var d in descriptors)
             foreach (var l in d.Locks ?? [])
             {
-                if (l.Kind != "posix") continue;
-                var args = Args(l);
-                tracee.WriteScratch(new ReadOnlySpan<byte>(&args, sizeof(FileLockArgs)));
-                var r = tracee.Syscall(Syscalls.fcntl, d.Fd, F_SETLK, (long)tracee.Scratch);
+                long r;
+                if (l.Kind == "posix")
+                {
+                    var args = Args(l);
+                    tracee.WriteScratch(new ReadOnlySpan<byte>(&args, sizeof(FileLockArgs)));
+                    r = tracee.Syscall(Syscalls.fcntl, d.Fd, F_SETLK, (long)tracee.Scratch);
+                }
+                // The description owns a flock lock, but fdinfo names the process that took it.
+                else if (l.Kind == "flock" && firstHolder(d))
+                    r = tracee.Syscall(Syscalls.flock, d.Fd, (l.Type == "write" ? LOCK_EX : LOCK_SH) | LOCK_NB);
+                else continue;
                 if (r < 0) throw Locked(d, l, (int)-r);
             }
         foreach (var d in descriptors.Where(d => (d.Flags & O_ASYNC) != 0 && firstHolder(d)))

@@ -147,6 +147,7 @@ public static class FileCapture
             Path = path,
             Flags = d.Flags & ~O_CLOEXEC,
             CloseOnExec = (d.Flags & O_CLOEXEC) != 0,
+            Deleted = d.Target.StartsWith('/') && d.Target.EndsWith(" (deleted)", StringComparison.Ordinal),
             Position = d.Position,
             Identity = d.Stat is { } st ? FileIdentity.From(st) : null,
             Inode = inode,

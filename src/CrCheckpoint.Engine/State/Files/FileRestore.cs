@@ -22,6 +22,7 @@ public static class FileRestore
         {
             if (d.Kind == FileDescriptorKind.ListeningSocket) ListeningSocketRestore.Check(d, relocate, process.Pid, sockets);
             if (d.Kind is not (FileDescriptorKind.RegularFile or FileDescriptorKind.Directory or FileDescriptorKind.Fifo)) continue;
+            if (d.Kind is FileDescriptorKind.Directory or FileDescriptorKind.Fifo && d.Deleted) continue;
             var path = relocate.Map(d.Path);
             if (!File.Exists(path) && !Directory.Exists(path))
                 throw new RestartException(RestartFailure.FileMissing,

@@ -18,6 +18,8 @@ public sealed class FileDescriptorRecord
     /// <summary>open(2) flags as /proc/PID/fdinfo shows them (access mode, O_APPEND, O_NONBLOCK...).</summary>
     public int Flags { get; init; }
     public bool CloseOnExec { get; init; }
+    /// <summary>The path was removed while the descriptor stayed open (a directory is then made anew and removed again); since 1.2.</summary>
+    public bool Deleted { get; init; }
     public long Position { get; init; }
     public FileIdentity? Identity { get; init; }
     /// <summary>Inode number of a pipe or socket, which pairs descriptors that share one.</summary>

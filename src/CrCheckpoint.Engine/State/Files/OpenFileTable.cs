@@ -20,10 +20,13 @@ public sealed record StandardStreams(string? Input, string? Output, string? Erro
 /// </summary>
 public sealed class OpenFileTable : IDisposable
 {
-    private const int OpenFlagsToDrop = O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC;
+    // O_TMPFILE (which holds O_DIRECTORY) made the file; reopening it is a plain open.
+    private const int OpenFlagsToDrop = O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC | O_TMPFILE;
     private readonly Dictionary<string, SafeFileHandle> _descriptions = new();
     private readonly Dictionary<(ulong Inode, bool ReadEnd), SafeFileHandle> _pipes = new();
     private readonly Dictionary<ulong, SafeFileHandle> _fifos = new();
+    private readonly Dictionary<string, SafeFileHandle> _unlinked = new();
+    private readonly Dictionary<string, string> _deleted = new();
     private readonly Dictionary<ulong, SafeFileHandle> _sockets = new();
     private readonly ContextImage _image;
     private readonly PathRelocator _relocate;
@@ -110,14 +113,24 @@ public sealed class OpenFileTable : IDisposable
     {
         switch (d.Kind)
         {
+            case FileDescriptorKind.Directory when d.Deleted:
+                return OpenPath(DeletedDirectory(d.Path), d.Flags | O_DIRECTORY, d.Fd);
             case FileDescriptorKind.RegularFile or FileDescriptorKind.Directory or FileDescriptorKind.Device:
                 return Seek(OpenPath(_relocate.Map(d.Path), d.Flags | (d.Kind == FileDescriptorKind.Directory ? O_DIRECTORY : 0), d.Fd), d);
             case FileDescriptorKind.Fifo:
-                return OpenFifo(d, _relocate.Map(d.Path));
+                return OpenFifo(d, d.Deleted ? MakeDeleted(d.Path, d) : _relocate.Map(d.Path));
             case FileDescriptorKind.UnlinkedFile:
             {
+                // One file for every description of it (descriptions opened through several links, since removed).
+                if (_unlinked.TryGetValue(d.SavedFileKey!, out var first))
+                    return Seek(OpenPath($"/proc/self/fd/{(int)first.DangerousGetHandle()}", d.Flags, d.Fd), d);
                 var path = new ContextFiles(_image).Recreate(d.SavedFileKey!, d.Path);
-                try { return Seek(OpenPath(path, d.Flags, d.Fd), d); }
+                try
+                {
+                    var opened = Seek(OpenPath(path, d.Flags, d.Fd), d);
+                    _unlinked[d.SavedFileKey!] = opened;
+                    return opened;
+                }
                 finally { File.Delete(path); }
             }
             case FileDescriptorKind.Memfd when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):
@@ -139,6 +152,42 @@ public sealed class OpenFileTable : IDisposable
             default:
                 return Substitute(process, d);
         }
+    }
+
+    /// <summary>
+    /// A directory or FIFO that was removed while still open, or some process's working directory:
+    /// made anew (at its old path when that is free) and removed again by <see cref="RemoveDeleted"/>
+    /// before the processes run, so that they hold a removed one again.
+    /// </summary>
+    public string DeletedDirectory(string path) => MakeDeleted(path, null);
+
+    private string MakeDeleted(string path, FileDescriptorRecord? fifo)
+    {
+        if (_deleted.TryGetValue(path, out var made)) return made;
+        var parent = Path.GetDirectoryName(path);
+        made = !Path.Exists(path) && Directory.Exists(parent) ? path
+            : Path.Combine(Directory.Exists(parent) ? parent : Path.GetTempPath(), $".crrestart.{Environment.ProcessId}.{Random.Shared.Next():x8}");
+        if (fifo is null)
+            Directory.CreateDirectory(made, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        else
+        {
+            ErrnoCheck.Check(mkfifo(made, 0x180), $"mkfifo {made}");
+            if (fifo.Identity is { } id)
+            {
+                if (id.Owner is { } owner && id.Group is { } group) ErrnoCheck.Check(fchownat(AT_FDCWD, made, owner, group, 0), $"chown {made}");
+                ErrnoCheck.Check(fchmodat(AT_FDCWD, made, (int)(id.Mode & 0xfff), 0), $"chmod {made}");
+            }
+        }
+        _deleted[path] = made;
+        return made;
+    }
+
+    public void RemoveDeleted()
+    {
+        foreach (var made in _deleted.Values)
+            if (Directory.Exists(made)) Directory.Delete(made);
+            else File.Delete(made);
+        _deleted.Clear();
     }
 
     private static SafeFileHandle OpenPath(string path, int flags, int forFd)
@@ -310,6 +359,7 @@ public sealed class OpenFileTable : IDisposable
 
     public void Dispose()
     {
+        try { RemoveDeleted(); } catch (IOException) { }
         foreach (var h in _descriptions.Values.Concat(_pipes.Values).Concat(_fifos.Values).Concat(_sockets.Values)) h.Dispose();
         _sockets.Clear();
         _descriptions.Clear();
