@@ -184,7 +184,7 @@ public static class Checkpointer
             {
                 try
                 {
-                    frozen.Add(FrozenProcess.Freeze(pid, options));
+                    frozen.Add(FrozenProcess.Freeze(pid, options | State.Security.SeccompState.FreezeOptions(pid)));
                 }
                 catch (Exception e) when (pid != request.Id && e is TraceeGoneException or UnsupportedStateException && ProcessSelection.IsZombie(pid))
                 {
