@@ -31,6 +31,7 @@ public sealed unsafe class FrozenProcess : IDisposable
         {
             while (true)
             {
+                Tracee.CheckDeadline($"freezing the threads of process {pid} (new ones kept being born)");
                 List<int> listed;
                 try { listed = ProcTasks.ThreadIds(pid); }
                 catch (DirectoryNotFoundException) { throw new TraceeGoneException(pid, "no such process"); }

@@ -84,10 +84,13 @@ public sealed unsafe partial class Tracee
         regs.Eflags &= ~0x100UL;
         SetRegisters(regs);
         _inSyscall = false;
+        _remoteBusy = true;
         Resume(PTRACE_SYSCALL, 0);
     }
 
     private bool _inSyscall;
+    /// <summary>The thread is running a remote call, with registers that are not its own.</summary>
+    private bool _remoteBusy;
     /// <summary>A syscall-entry or -exit stop with PTRACE_O_TRACESYSGOOD (always set by <see cref="SeizeAll"/> and <see cref="SetOptions"/>).</summary>
     private const int SyscallStop = Signals.SIGTRAP | 0x80;
 
@@ -98,7 +101,11 @@ public sealed unsafe partial class Tracee
             var status = WaitForStop();
             if (status.PtraceEvent == 0 && status.StopSignal == SyscallStop)
             {
-                if (_inSyscall) return (long)GetRegisters().Rax;
+                if (_inSyscall)
+                {
+                    _remoteBusy = false;
+                    return (long)GetRegisters().Rax;
+                }
                 _inSyscall = true;
             }
             else if (status.PtraceEvent == 0)

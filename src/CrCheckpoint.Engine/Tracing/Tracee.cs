@@ -137,6 +137,21 @@ public sealed unsafe partial class Tracee : IDisposable
         _originalSigMask = GetSignalMask();
     }
 
+    /// <summary>What /proc says the thread is doing, for a message about a stop that does not come.</summary>
+    private string DescribeState()
+    {
+        try
+        {
+            var state = Proc.ProcStat.Read(Pid, Tid).State;
+            var wchan = Proc.ProcText.Read($"/proc/{Pid}/task/{Tid}/wchan").Trim();
+            return $"state {state}{(wchan is "" or "0" ? "" : $", in the kernel at {wchan}")}";
+        }
+        catch (IOException)
+        {
+            return "gone from /proc";
+        }
+    }
+
     private static bool IsExiting(int pid, int tid)
     {
         const uint PF_EXITING = 0x4;
@@ -199,13 +214,55 @@ public sealed unsafe partial class Tracee : IDisposable
         _originalSigMask = signalMask;
     }
 
+    [ThreadStatic] private static long t_deadlineMs;
+    [ThreadStatic] private static string? t_deadlineWhat;
+
+    /// <summary>
+    /// Bounds every wait of this tracer thread (a checkpoint's -TimeoutSec): past it, a wait for a stop
+    /// throws <see cref="TimeoutException"/>. Null lifts the bound (releasing must always finish).
+    /// </summary>
+    public static void SetDeadline(TimeSpan? left, string? what = null)
+    {
+        t_deadlineMs = left is { } l ? Environment.TickCount64 + Math.Max(1, (long)l.TotalMilliseconds) : 0;
+        t_deadlineWhat = what;
+    }
+
+    /// <summary>Throws <see cref="TimeoutException"/> once the deadline of <see cref="SetDeadline"/> has passed.</summary>
+    public static void CheckDeadline(string doing)
+    {
+        if (t_deadlineMs != 0 && Environment.TickCount64 > t_deadlineMs)
+            throw new TimeoutException($"{t_deadlineWhat ?? "the operation"} timed out {doing}");
+    }
+
     /// <summary>Waits for this thread's next stop; exits and kills become <see cref="TraceeGoneException"/>.</summary>
     public WaitStatus WaitForStop()
     {
+        var polls = 0;
         while (true)
         {
             int raw;
-            var r = waitpid(Tid, &raw, __WALL);
+            var bounded = t_deadlineMs != 0;
+            var r = waitpid(Tid, &raw, __WALL | (bounded ? WNOHANG : 0));
+            if (r == 0)
+            {
+                if (t_deadlineMs != 0 && Environment.TickCount64 > t_deadlineMs && _remoteBusy)
+                {
+                    // Inside a remote call the thread runs with our registers: it is interrupted and
+                    // waited for first, so that the release can put its own back.
+                    var state = DescribeState();
+                    ptrace(PTRACE_INTERRUPT, Tid, 0, 0);
+                    t_deadlineMs = 0;
+                    try { WaitForStop(); }
+                    finally { SetDeadline(TimeSpan.Zero, t_deadlineWhat); }
+                    _remoteBusy = false;
+                    throw new TimeoutException($"{t_deadlineWhat ?? "the operation"} timed out in a system call made in thread {Tid} of process {Pid} ({state})");
+                }
+                // Still running: a stop usually comes within microseconds, so yield before sleeping.
+                CheckDeadline($"waiting for thread {Tid} of process {Pid} to stop ({DescribeState()})");
+                if (++polls < 200) Thread.Yield();
+                else Thread.Sleep(1);
+                continue;
+            }
             if (r == -1)
             {
                 var errno = ErrnoCheck.LastErrno;
