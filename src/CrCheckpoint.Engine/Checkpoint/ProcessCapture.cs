@@ -67,6 +67,7 @@ public static class ProcessCapture
             CommandLine = File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Split('\0'),
             StateAtCheckpoint = stateBefore.ToString(),
             WasStopped = frozen.WasGroupStopped || stateBefore == 'T',
+            StopSignal = StopState.Capture(frozen, stateBefore),
             WorkingDirectory = ProcFds.ReadLink($"/proc/{pid}/cwd") ?? "/",
             Root = ProcFds.ReadLink($"/proc/{pid}/root") ?? "/",
             Umask = status.Umask,

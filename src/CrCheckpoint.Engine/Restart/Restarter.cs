@@ -188,6 +188,8 @@ public static class Restarter
                 if (threads.Count > 0) log.Add($"process {r.Leader.Pid}: {threads.Count} more thread(s) created");
                 if (!request.RestorePid)
                     foreach (var (t, record) in r.Threads) ThreadRestore.FixCachedThreadId(t, record);
+                // After every batch of calls: a batch ends on an int3, whose forced SIGTRAP would reset a SIGTRAP handler.
+                SignalRestore.RestoreDispositions(r.Leader, p.Process.Signals);
                 SignalRestore.RestorePending(r.Leader, p.Process.Signals.SharedPending, []);
                 foreach (var (t, record) in r.Threads) SignalRestore.RestorePending(t, [], record.PendingSignals);
             }
@@ -224,8 +226,8 @@ public static class Restarter
             {
                 // The leader first, carrying the signal in its detach, so a stop is pending before anything runs.
                 var r = rebuilt[p.Pid];
-                var own = signal != 0 ? signal : p.Process.WasStopped ? Signals.SIGSTOP : 0;
-                r.Leader.Release(own == Signals.SIGKILL ? 0 : own);
+                var own = signal != 0 ? signal : StopState.SignalFor(p.Process);
+                StopState.Release(r.Leader, own == Signals.SIGKILL ? 0 : own);
                 foreach (var (t, _) in r.Threads.Skip(1)) t.Release();
                 // SIGKILL cannot wait for a detach: it is sent once the process is ours no more, so that its parent sees it.
                 if (own == Signals.SIGKILL) Interop.kill(r.Leader.Pid, Signals.SIGKILL);
@@ -269,7 +271,6 @@ public static class Restarter
         FileRestore.Restore(tracee, process, files);
         ProcessRestore.RestoreEnvironment(tracee, process.Process, relocate, files.DeletedDirectory);
         ResourceLimitRestore.Restore(tracee.Pid, process.Process.Limits, log);
-        SignalRestore.RestoreDispositions(tracee, process.Process.Signals);
         IntervalTimerRestore.Restore(tracee, process.Process.Timers);
         ProcessRestore.RestoreMembarrier(tracee, process.Process);
         return bytes;

@@ -22,6 +22,8 @@ public sealed class ProcessRecord
     /// <summary>The state letter of /proc/PID/stat when the checkpoint began (R, S, T...).</summary>
     public string StateAtCheckpoint { get; init; } = "";
     public bool WasStopped { get; init; }
+    /// <summary>The signal of the job-control stop the process was in (19 SIGSTOP, 20 SIGTSTP...); null when not stopped, or in files before 1.2.</summary>
+    public int? StopSignal { get; init; }
     public string WorkingDirectory { get; init; } = "";
     public string Root { get; init; } = "/";
     public int Umask { get; init; }
