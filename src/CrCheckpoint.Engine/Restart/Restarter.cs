@@ -280,6 +280,7 @@ public static class Restarter
     private static void CheckRestored(ProcessImage p, Rebuilt r, OpenFileTable files)
     {
         ProcessRestore.Verify(r.Leader.Pid, p.Process);
+        SocketOptionState.Verify(r.Leader.Pid, p.Files);
     }
 
     /// <summary>

@@ -73,6 +73,9 @@ public static unsafe class InetSocketState
             else if (type == SOCK_STREAM && !listening && state != TCP_CLOSE)
                 throw new UnsupportedStateException(pid,
                     $"descriptor {fd} is a TCP connection{(peer is null ? "" : $" with {peer}")} that is opening or closing (state {state}); this version checkpoints established connections only");
+            if (type == SOCK_DGRAM && queued > 0)
+                throw new UnsupportedStateException(pid,
+                    $"descriptor {fd} is a UDP socket{(local is null ? "" : $" on {local}")} with datagrams waiting to be read; this version cannot carry them over (read them first, or checkpoint again)");
             if (type is not (SOCK_STREAM or SOCK_DGRAM))
                 throw new UnsupportedStateException(pid, $"descriptor {fd} is a raw or other internet socket (type {type}); this version cannot checkpoint it");
             return new InetSocketRecord
@@ -120,19 +123,24 @@ public static unsafe class InetSocketState
     }
 
     /// <summary>A new socket with the saved options, bound to the saved address and listening (or connected) again.</summary>
-    public static SafeFileHandle Create(InetSocketRecord s, int openFlags, int forFd, MessageLog log)
+    public static SafeFileHandle Create(InetSocketRecord s, int openFlags, int forFd, MessageLog log, SocketOptionsRecord? options = null)
     {
         var fd = (int)ErrnoCheck.Check(socket(s.Family, s.Type | SOCK_CLOEXEC | (openFlags & O_NONBLOCK), s.Protocol), "socket");
         var handle = new SafeFileHandle(fd, ownsHandle: true);
         try
         {
+            SocketOptionState.Apply(fd, options, forFd, beforeBind: true);
             if (s.Tcp is { } tcp && s.Local is { } ends && s.Peer is { } other
                 && Address(s.Family, ends) is { } near && Address(s.Family, other) is { } far)
             {
                 TcpConnectionState.Restore(fd, tcp, near, far, $"the TCP connection {ends} - {other} (descriptor {forFd})");
+                // After the connection is up again: keepalive, for one, only starts its timer on a connected socket.
+                SocketOptionState.Apply(fd, options, forFd, beforeBind: false);
+                SocketOptionState.Shutdown(fd, options, forFd);
                 log.Add($"TCP connection {ends} - {other} going on ({tcp.ReceiveQueue.Length} bytes to read, {tcp.SendQueue.Length} unacknowledged)");
                 return handle;
             }
+            SocketOptionState.Apply(fd, options, forFd, beforeBind: false);
             if (s.ReuseAddress) SetOption(fd, SOL_SOCKET, SO_REUSEADDR);
             if (s.ReusePort) SetOption(fd, SOL_SOCKET, SO_REUSEPORT);
             if (s.V6Only) SetOption(fd, IPPROTO_IPV6, IPV6_V6ONLY);
@@ -162,6 +170,7 @@ public static unsafe class InetSocketState
                 fixed (byte* a = to)
                     ErrnoCheck.Check(connect(fd, a, to.Length), $"connect to {peer}");
             }
+            SocketOptionState.Shutdown(fd, options, forFd);
             return handle;
         }
         catch

@@ -87,7 +87,7 @@ public sealed class OpenFileTable : IDisposable
             case FileDescriptorKind.Memfd when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):
                 return Seek(Duplicate(_shared.EngineFd(d.SavedFileKey)), d);
             case FileDescriptorKind.InetSocket when d.Inet is not null:
-                return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log);
+                return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log, d.SocketOptions);
             case FileDescriptorKind.EventFd when d.EventFd is not null:
                 return EventFdState.Create(d.EventFd, d.Flags);
             case FileDescriptorKind.TimerFd when d.Timer is not null:
@@ -198,6 +198,7 @@ public sealed class OpenFileTable : IDisposable
             _sockets[d.PeerInode] = peer;
             Refill(d.Inode, peer);
             Refill(d.PeerInode, mine);
+            SocketOptionState.ApplyPair(_image, d, fds[0], fds[1]);
         }
         var handle = _sockets[d.Inode];
         fcntl((int)handle.DangerousGetHandle(), F_SETFL, d.Flags & O_NONBLOCK);
