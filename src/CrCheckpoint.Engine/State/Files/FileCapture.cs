@@ -33,6 +33,11 @@ public static class FileCapture
                     });
                     continue;
                 }
+                if (StandaloneUnixSocket.Is(unix))
+                {
+                    descriptors.Add(StandaloneUnixSocket.Record(record, unix!, options));
+                    continue;
+                }
                 if (unix is { IsListening: true, Name: { Length: > 0 } name })
                 {
                     descriptors.Add(Listening(pid, record, unix, name, options));

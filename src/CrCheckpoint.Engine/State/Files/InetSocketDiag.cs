@@ -22,14 +22,18 @@ public static unsafe class InetSocketDiag
         return result;
     }
 
-    /// <summary>The shutdown state (1 receiving, 2 sending) of every TCP or UDP socket of one family that has one, by inode.</summary>
-    public static Dictionary<ulong, int> Shutdowns(int family, int protocol)
+    /// <summary>
+    /// The shutdown state (1 receiving, 2 sending) of every TCP, UDP or raw socket of one family and
+    /// protocol that has one, by inode. Raw sockets are asked for as IPPROTO_RAW with their own protocol in the pad byte.
+    /// </summary>
+    public static Dictionary<ulong, int> Shutdowns(int family, int protocol, bool raw = false)
     {
         const ushort INET_DIAG_SHUTDOWN = 8;
         Span<byte> request = stackalloc byte[56];
         request.Clear();
         request[0] = (byte)family;
-        request[1] = (byte)protocol;
+        request[1] = raw ? (byte)255 : (byte)protocol;
+        if (raw) request[3] = (byte)protocol;
         BitConverter.TryWriteBytes(request[4..], 0xffffffffu);
         var result = new Dictionary<ulong, int>();
         SockDiag.Dump(request, (message, length) =>

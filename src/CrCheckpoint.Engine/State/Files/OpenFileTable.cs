@@ -88,6 +88,8 @@ public sealed class OpenFileTable : IDisposable
                 return Seek(Duplicate(_shared.EngineFd(d.SavedFileKey)), d);
             case FileDescriptorKind.InetSocket when d.Inet is not null:
                 return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log, d.SocketOptions);
+            case FileDescriptorKind.UnixSocket:
+                return StandaloneUnixSocket.Create(d);
             case FileDescriptorKind.EventFd when d.EventFd is not null:
                 return EventFdState.Create(d.EventFd, d.Flags);
             case FileDescriptorKind.TimerFd when d.Timer is not null:

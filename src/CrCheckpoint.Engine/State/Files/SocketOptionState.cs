@@ -36,17 +36,17 @@ public sealed class SocketOptionValue
 /// </summary>
 public static unsafe class SocketOptionState
 {
-    private const int AF_INET = 2, AF_INET6 = 10, IPPROTO_IP = 0, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_IPV6 = 41;
+    private const int AF_INET = 2, AF_INET6 = 10, SOCK_RAW = 3, IPPROTO_IP = 0, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_IPV6 = 41;
     private const int SO_TYPE = 3, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_PROTOCOL = 38, SO_DOMAIN = 39, SO_ACCEPTCONN = 30;
     private const int SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33, SO_ATTACH_FILTER = 26, SO_GET_FILTER = 26, SO_BUF_LOCK = 72;
     private const int SOCK_SNDBUF_LOCK = 1, SOCK_RCVBUF_LOCK = 2, ENOTCONN = 107, SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
     private const int ValueSize = 64;
 
     [Flags]
-    private enum Scope { Socket = 1, Ip = 2, Ipv6 = 4, Tcp = 8, Udp = 16, NotConnected = 32, BeforeBind = 64 }
+    private enum Scope { Socket = 1, Ip = 2, Ipv6 = 4, Tcp = 8, Udp = 16, NotConnected = 32, BeforeBind = 64, NotStream = 128 }
 
     /// <summary>
-    /// The options looked at, in the order they are set back. Left out on purpose: what the kernel
+    /// The options looked at, in the order they are set back (multicast ones not on TCP). Left out on purpose: what the kernel
     /// keeps up by itself (SO_INCOMING_CPU, TCP_QUICKACK, IPV6_MTU, SO_ERROR), what cannot be set
     /// (SO_TYPE, SO_PEERCRED...), and options that only repeat others (SO_BINDTOIFINDEX, the _NEW
     /// timestamping variant). The buffer sizes count only when the program set them (SO_BUF_LOCK).
@@ -103,6 +103,7 @@ public static unsafe class SocketOptionState
 
         (IPPROTO_IP, 1, "IP_TOS", Scope.Ip),
         (IPPROTO_IP, 2, "IP_TTL", Scope.Ip),
+        (IPPROTO_IP, 3, "IP_HDRINCL", Scope.Ip),
         (IPPROTO_IP, 4, "IP_OPTIONS", Scope.Ip),
         (IPPROTO_IP, 6, "IP_RECVOPTS", Scope.Ip),
         (IPPROTO_IP, 7, "IP_RETOPTS", Scope.Ip),
@@ -114,25 +115,26 @@ public static unsafe class SocketOptionState
         (IPPROTO_IP, 18, "IP_PASSSEC", Scope.Ip),
         (IPPROTO_IP, 20, "IP_RECVORIGDSTADDR", Scope.Ip),
         (IPPROTO_IP, 21, "IP_MINTTL", Scope.Ip),
+        (IPPROTO_IP, 22, "IP_NODEFRAG", Scope.Ip),
         (IPPROTO_IP, 23, "IP_CHECKSUM", Scope.Ip),
         (IPPROTO_IP, 25, "IP_RECVFRAGSIZE", Scope.Ip),
         (IPPROTO_IP, 26, "IP_RECVERR_RFC4884", Scope.Ip),
-        (IPPROTO_IP, 32, "IP_MULTICAST_IF", Scope.Ip),
-        (IPPROTO_IP, 33, "IP_MULTICAST_TTL", Scope.Ip),
-        (IPPROTO_IP, 34, "IP_MULTICAST_LOOP", Scope.Ip),
-        (IPPROTO_IP, 49, "IP_MULTICAST_ALL", Scope.Ip),
+        (IPPROTO_IP, 32, "IP_MULTICAST_IF", Scope.Ip | Scope.NotStream),
+        (IPPROTO_IP, 33, "IP_MULTICAST_TTL", Scope.Ip | Scope.NotStream),
+        (IPPROTO_IP, 34, "IP_MULTICAST_LOOP", Scope.Ip | Scope.NotStream),
+        (IPPROTO_IP, 49, "IP_MULTICAST_ALL", Scope.Ip | Scope.NotStream),
         (IPPROTO_IP, 50, "IP_UNICAST_IF", Scope.Ip),
         (IPPROTO_IP, 51, "IP_LOCAL_PORT_RANGE", Scope.Ip),
 
         (IPPROTO_IPV6, 11, "IPV6_FLOWINFO", Scope.Ipv6),
         (IPPROTO_IPV6, 16, "IPV6_UNICAST_HOPS", Scope.Ipv6),
-        (IPPROTO_IPV6, 17, "IPV6_MULTICAST_IF", Scope.Ipv6),
-        (IPPROTO_IPV6, 18, "IPV6_MULTICAST_HOPS", Scope.Ipv6),
-        (IPPROTO_IPV6, 19, "IPV6_MULTICAST_LOOP", Scope.Ipv6),
+        (IPPROTO_IPV6, 17, "IPV6_MULTICAST_IF", Scope.Ipv6 | Scope.NotStream),
+        (IPPROTO_IPV6, 18, "IPV6_MULTICAST_HOPS", Scope.Ipv6 | Scope.NotStream),
+        (IPPROTO_IPV6, 19, "IPV6_MULTICAST_LOOP", Scope.Ipv6 | Scope.NotStream),
         (IPPROTO_IPV6, 22, "IPV6_ROUTER_ALERT", Scope.Ipv6),
         (IPPROTO_IPV6, 23, "IPV6_MTU_DISCOVER", Scope.Ipv6),
         (IPPROTO_IPV6, 25, "IPV6_RECVERR", Scope.Ipv6),
-        (IPPROTO_IPV6, 29, "IPV6_MULTICAST_ALL", Scope.Ipv6),
+        (IPPROTO_IPV6, 29, "IPV6_MULTICAST_ALL", Scope.Ipv6 | Scope.NotStream),
         (IPPROTO_IPV6, 30, "IPV6_ROUTER_ALERT_ISOLATE", Scope.Ipv6),
         (IPPROTO_IPV6, 31, "IPV6_RECVERR_RFC4884", Scope.Ipv6),
         (IPPROTO_IPV6, 33, "IPV6_FLOWINFO_SEND", Scope.Ipv6),
@@ -206,14 +208,23 @@ public static unsafe class SocketOptionState
                 | (family is AF_INET or AF_INET6 && protocol == IPPROTO_TCP ? Scope.Tcp : 0)
                 | (family is AF_INET or AF_INET6 && protocol == IPPROTO_UDP ? Scope.Udp : 0);
             var locks = SocketOption.Get(copy, SOL_SOCKET, SO_BUF_LOCK);
-            var shutdown = unix?.Shutdown
-                ?? (family is AF_INET or AF_INET6 && protocol is IPPROTO_TCP or IPPROTO_UDP
-                    ? InetSocketDiag.Shutdowns(family, protocol).GetValueOrDefault(Inode(copy)) : 0);
+            int shutdown;
+            try
+            {
+                shutdown = unix?.Shutdown
+                    ?? (family is AF_INET or AF_INET6 ? InetSocketDiag.Shutdowns(family, protocol, type == SOCK_RAW).GetValueOrDefault(Inode(copy)) : 0);
+            }
+            catch (NativeException e)
+            {
+                throw new UnsupportedStateException(pid, $"descriptor {fd}: the shutdown state of this socket cannot be read through sock_diag ({e.Message}), so it cannot be saved");
+            }
 
             var values = new List<SocketOptionValue>();
             foreach (var (level, option, name, where) in Table)
             {
-                if ((where & scope & ~(Scope.NotConnected | Scope.BeforeBind)) == 0) continue;
+                if ((where & scope & ~(Scope.NotConnected | Scope.BeforeBind | Scope.NotStream)) == 0) continue;
+                // An accepted TCP socket inherits multicast values from the SYN that TCP can neither use nor take.
+                if (type == SOCK_STREAM && where.HasFlag(Scope.NotStream)) continue;
                 if (connected && where.HasFlag(Scope.NotConnected)) continue;
                 // A size the program did not set is the kernel's to tune; only a locked one is state.
                 if (option == SO_RCVBUF && level == SOL_SOCKET && (locks < 0 || (locks & SOCK_RCVBUF_LOCK) == 0)) continue;
@@ -371,7 +382,7 @@ public static unsafe class SocketOptionState
     public static void Verify(int pid, FileTableRecord files)
     {
         Dictionary<ulong, UnixSocketInfo>? unix = null;
-        var inet = new Dictionary<(int, int), Dictionary<ulong, int>>();
+        var inet = new Dictionary<(int, int, int), Dictionary<ulong, int>>();
         foreach (var d in files.Descriptors)
         {
             if (d.SocketOptions is not { } saved) continue;
@@ -389,8 +400,8 @@ public static unsafe class SocketOptionState
                 int shut;
                 if (d.Kind == FileDescriptorKind.InetSocket && d.Inet is { } s)
                 {
-                    var key = (s.Family, s.Protocol);
-                    if (!inet.TryGetValue(key, out var table)) inet[key] = table = InetSocketDiag.Shutdowns(s.Family, s.Protocol);
+                    var key = (s.Family, s.Protocol, s.Type);
+                    if (!inet.TryGetValue(key, out var table)) inet[key] = table = InetSocketDiag.Shutdowns(s.Family, s.Protocol, s.Type == SOCK_RAW);
                     shut = table.GetValueOrDefault(Inode(copy));
                 }
                 else
