@@ -194,6 +194,7 @@ public static class Restarter
 
             verifier.Complete();
 
+            files.Connections.Release();
             // 3. The restart checks itself: each kind reads back what it restored before anything runs.
             foreach (var p in order.Where(p => !p.Process.Zombie))
                 CheckRestored(p, rebuilt[p.Pid], files);

@@ -123,7 +123,9 @@ public static unsafe class InetSocketState
     }
 
     /// <summary>A new socket with the saved options, bound to the saved address and listening (or connected) again.</summary>
-    public static SafeFileHandle Create(InetSocketRecord s, int openFlags, int forFd, MessageLog log, SocketOptionsRecord? options = null)
+    /// <param name="connections">Where a rebuilt TCP connection waits in repair mode for the others.</param>
+    public static SafeFileHandle Create(InetSocketRecord s, int openFlags, int forFd, MessageLog log, SocketOptionsRecord? options = null,
+        RestoredConnections? connections = null)
     {
         var fd = (int)ErrnoCheck.Check(socket(s.Family, s.Type | SOCK_CLOEXEC | (openFlags & O_NONBLOCK), s.Protocol), "socket");
         var handle = new SafeFileHandle(fd, ownsHandle: true);
@@ -136,7 +138,9 @@ public static unsafe class InetSocketState
                 TcpConnectionState.Restore(fd, tcp, near, far, $"the TCP connection {ends} - {other} (descriptor {forFd})");
                 // After the connection is up again: keepalive, for one, only starts its timer on a connected socket.
                 SocketOptionState.Apply(fd, options, forFd, beforeBind: false);
-                SocketOptionState.Shutdown(fd, options, forFd);
+                var held = connections ?? new RestoredConnections();
+                held.Add(fd, options, forFd);
+                if (connections is null) held.Release();
                 log.Add($"TCP connection {ends} - {other} going on ({tcp.ReceiveQueue.Length} bytes to read, {tcp.SendQueue.Length} unacknowledged)");
                 return handle;
             }

@@ -46,6 +46,9 @@ public sealed class OpenFileTable : IDisposable
             .ToHashSet();
     }
 
+    /// <summary>The TCP connections rebuilt so far, in repair mode until all are.</summary>
+    public RestoredConnections Connections { get; } = new();
+
     /// <summary>The epolls whose watches were added already (by the first process that holds each).</summary>
     public HashSet<string> FilledEpolls { get; } = [];
 
@@ -87,7 +90,7 @@ public sealed class OpenFileTable : IDisposable
             case FileDescriptorKind.Memfd when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):
                 return Seek(Duplicate(_shared.EngineFd(d.SavedFileKey)), d);
             case FileDescriptorKind.InetSocket when d.Inet is not null:
-                return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log, d.SocketOptions);
+                return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log, d.SocketOptions, Connections);
             case FileDescriptorKind.UnixSocket:
                 return StandaloneUnixSocket.Create(d);
             case FileDescriptorKind.EventFd when d.EventFd is not null:
