@@ -197,6 +197,7 @@ public static class Restarter
 
             verifier.Complete();
 
+            files.Connections.Release();
             // 3. The restart checks itself: each kind reads back what it restored before anything runs.
             foreach (var p in order.Where(p => !p.Process.Zombie))
                 CheckRestored(p, rebuilt[p.Pid], files);
@@ -284,6 +285,7 @@ public static class Restarter
     {
         ProcessRestore.Verify(r.Leader.Pid, p.Process);
         FileRestore.Verify(r.Leader.Pid, p, files);
+        SocketOptionState.Verify(r.Leader.Pid, p.Files);
     }
 
     /// <summary>

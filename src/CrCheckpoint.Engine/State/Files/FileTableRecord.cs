@@ -48,6 +48,8 @@ public sealed class FileDescriptorRecord
     public uint SocketFileGroup { get; init; }
 
     public InetSocketRecord? Inet { get; init; }
+    /// <summary>For a unix or internet socket: the options, filter and shutdown state that differ from a new socket's.</summary>
+    public SocketOptionsRecord? SocketOptions { get; init; }
     public EventFdRecord? EventFd { get; init; }
     public EpollRecord? Epoll { get; init; }
     public TimerFdRecord? Timer { get; init; }

@@ -53,6 +53,9 @@ public sealed class OpenFileTable : IDisposable
         _threadIds = image.Processes.SelectMany(p => p.Process.ThreadIds).ToHashSet();
     }
 
+    /// <summary>The TCP connections rebuilt so far, in repair mode until all are.</summary>
+    public RestoredConnections Connections { get; } = new();
+
     /// <summary>The epolls whose watches were added already (by the first process that holds each).</summary>
     public HashSet<string> FilledEpolls { get; } = [];
 
@@ -136,7 +139,9 @@ public sealed class OpenFileTable : IDisposable
             case FileDescriptorKind.Memfd when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):
                 return Seek(Duplicate(_shared.EngineFd(d.SavedFileKey)), d);
             case FileDescriptorKind.InetSocket when d.Inet is not null:
-                return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log);
+                return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log, d.SocketOptions, Connections);
+            case FileDescriptorKind.UnixSocket:
+                return StandaloneUnixSocket.Create(d);
             case FileDescriptorKind.EventFd when d.EventFd is not null:
                 return EventFdState.Create(d.EventFd, d.Flags);
             case FileDescriptorKind.TimerFd when d.Timer is not null:
@@ -300,6 +305,7 @@ public sealed class OpenFileTable : IDisposable
             _sockets[d.PeerInode] = peer;
             Refill(d.Inode, peer);
             Refill(d.PeerInode, mine);
+            SocketOptionState.ApplyPair(_image, d, fds[0], fds[1]);
         }
         return (int)_sockets[d.Inode].DangerousGetHandle();
     }
