@@ -4,6 +4,7 @@ using CrCheckpoint.Engine.Format;
 using CrCheckpoint.Engine.Image;
 using CrCheckpoint.Engine.Native;
 using CrCheckpoint.Engine.Proc;
+using CrCheckpoint.Engine.State.Credentials;
 using CrCheckpoint.Engine.State.Files;
 using CrCheckpoint.Engine.State.Limits;
 using CrCheckpoint.Engine.State.Memory;
@@ -166,6 +167,7 @@ public static class Restarter
                 rebuilt[p.Pid] = new Rebuilt(p, tracee);
                 if (p.Process.SessionId == p.Pid && (parent is not null || request.RestoreSid))
                     tracee.CheckedSyscall("setsid", Syscalls.setsid);
+                ProcessControls.Restore(tracee, p.Process, log);
             }
             files.Pids = order.ToDictionary(p => p.Pid, p => rebuilt[p.Pid].Leader.Pid);
             RestoreGroups(request, order, rebuilt, log);
@@ -184,7 +186,8 @@ public static class Restarter
                 r.Threads.AddRange(threads.Zip(p.Threads.Skip(1)));
                 PosixTimerState.Restore(r.Leader, p.Process.PosixTimers,
                     tid => r.Threads.FirstOrDefault(x => x.Record.Tid == tid).Tracee?.Tid ?? r.Leader.Tid);
-                ProcessCreator.GiveUpRoot(r.Leader, p, log);
+                CredentialsState.Restore(r.Threads, p.Process, (t, leader) => ProcessControls.AfterCredentials(p.Process, t, leader), log);
+                Scheduling.Restore(r.Leader.Pid, r.Threads);
                 if (threads.Count > 0) log.Add($"process {r.Leader.Pid}: {threads.Count} more thread(s) created");
                 if (!request.RestorePid)
                     foreach (var (t, record) in r.Threads) ThreadRestore.FixCachedThreadId(t, record);
@@ -286,6 +289,9 @@ public static class Restarter
         ProcessRestore.Verify(r.Leader.Pid, p.Process);
         FileRestore.Verify(r.Leader.Pid, p, files);
         SocketOptionState.Verify(r.Leader.Pid, p.Files);
+        CredentialsState.Verify(r.Leader.Pid, r.Threads, p.Process);
+        ProcessControls.Verify(r.Leader.Pid, p.Process);
+        Scheduling.Verify(r.Leader.Pid, r.Threads);
     }
 
     /// <summary>

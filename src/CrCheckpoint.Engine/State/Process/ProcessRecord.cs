@@ -40,6 +40,8 @@ public sealed class ProcessRecord
     public List<Timers.PosixTimerRecord> PosixTimers { get; init; } = [];
     /// <summary>prctl(PR_GET_DUMPABLE): giving the ids back at restart clears it, so it is set again after. Absent in files before 1.1.</summary>
     public int? Dumpable { get; init; }
+    /// <summary>oom_score_adj, loginuid, PR_SET_THP_DISABLE, PR_SET_CHILD_SUBREAPER; since 1.2 (absent: left as the restart makes them).</summary>
+    public ProcessControlsRecord? Controls { get; init; }
     /// <summary>The process had exited and waited for its parent to reap it; only its exit status is kept.</summary>
     public bool Zombie { get; init; }
     /// <summary>A zombie's wait status (exit code in bits 8-15, or the killing signal in bits 0-6).</summary>
