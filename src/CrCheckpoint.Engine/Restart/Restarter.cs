@@ -280,6 +280,7 @@ public static class Restarter
     private static void CheckRestored(ProcessImage p, Rebuilt r, OpenFileTable files)
     {
         ProcessRestore.Verify(r.Leader.Pid, p.Process);
+        AreaFlagsState.Verify(r.Leader.Pid, p.Map);
     }
 
     /// <summary>
