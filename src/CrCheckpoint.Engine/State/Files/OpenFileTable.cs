@@ -85,7 +85,9 @@ public sealed class OpenFileTable : IDisposable
                 finally { File.Delete(path); }
             }
             case FileDescriptorKind.Memfd when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):
-                return Seek(Duplicate(_shared.EngineFd(d.SavedFileKey)), d);
+                // A description of its own, opened through the object with the descriptor's access
+                // mode and flags: a dup would carry the engine's O_RDWR and share one offset.
+                return Seek(OpenPath($"/proc/self/fd/{_shared.EngineFd(d.SavedFileKey)}", d.Flags, d.Fd), d);
             case FileDescriptorKind.InetSocket when d.Inet is not null:
                 return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log);
             case FileDescriptorKind.EventFd when d.EventFd is not null:

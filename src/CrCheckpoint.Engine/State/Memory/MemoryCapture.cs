@@ -64,15 +64,18 @@ public static class MemoryCapture
             {
                 identity = StatIdentity(mapFile);
                 var path = area.IsDeleted ? area.Path[..^" (deleted)".Length] : area.Path;
-                var reason = area.IsDeleted ? "unlinked"
+                // A private mapping of a memfd sees the object's later writes in every page it has
+                // not written itself: it must map the same object again, not a copy of it.
+                var reason = area.Path.StartsWith("/memfd:", StringComparison.Ordinal) ? "shmem"
+                    : area.IsDeleted ? "unlinked"
                     : kind == MemoryAreaKind.SharedFile && save.HasFlag(SaveMappedFiles.Shared) ? "save-shared"
                     : kind == MemoryAreaKind.PrivateFile && save.HasFlag(SaveMappedFiles.Private) ? "save-private"
                     : kind == MemoryAreaKind.PrivateFile && save.HasFlag(SaveMappedFiles.Executable) && path == executable ? "save-exe"
                     : null;
                 if (reason is not null && identity is not null)
                 {
-                    savedKey = $"{identity.Device:x}:{identity.Inode}";
-                    files.TryAdd(savedKey, new FileToSave(savedKey, path, mapFile, identity, reason));
+                    savedKey = ShmemKey(identity);
+                    files.TryAdd(savedKey, new FileToSave(savedKey, reason == "shmem" ? area.Path : path, mapFile, identity, reason));
                 }
             }
 

@@ -133,6 +133,12 @@ public static class MemoryRestore
                 long fd = -1, offset = 0, flags = MAP_FIXED;
                 switch (area.Kind)
                 {
+                    case MemoryAreaKind.PrivateFile when area.SavedFileKey is not null && sharedObjects.Contains(area.SavedFileKey):
+                        if (!openFiles.TryGetValue((area.SavedFileKey, true), out fd))
+                            openFiles[(area.SavedFileKey, true)] = fd = bridge.Fetch(sharedObjects.EngineFd(area.SavedFileKey));
+                        offset = (long)area.Offset;
+                        flags |= MAP_PRIVATE;
+                        break;
                     case MemoryAreaKind.PrivateFile or MemoryAreaKind.SharedFile when area.SavedFileKey is not null:
                         var content = process.FileContents.FirstOrDefault(f => f.Record.Key == area.SavedFileKey)
                             ?? image.FileContents.First(f => f.Record.Key == area.SavedFileKey);
