@@ -133,11 +133,14 @@ public static class MemoryRestore
                 long fd = -1, offset = 0, flags = MAP_FIXED;
                 switch (area.Kind)
                 {
-                    case MemoryAreaKind.PrivateFile when area.SavedFileKey is not null && sharedObjects.Contains(area.SavedFileKey):
+                    case MemoryAreaKind.PrivateFile or MemoryAreaKind.SharedFile when area.SavedFileKey is not null && sharedObjects.Contains(area.SavedFileKey):
+                        // A memfd or unlinked file that lives on as one object: mapped itself, not a copy.
                         if (!openFiles.TryGetValue((area.SavedFileKey, true), out fd))
                             openFiles[(area.SavedFileKey, true)] = fd = bridge.Fetch(sharedObjects.EngineFd(area.SavedFileKey));
+                        if (shared && !AreaFlagsState.MayWrite(area))
+                            fd = ReadOnlyCopy(tracee, openFiles, area.SavedFileKey, fd);
                         offset = (long)area.Offset;
-                        flags |= MAP_PRIVATE;
+                        flags |= shared ? MAP_SHARED : MAP_PRIVATE;
                         break;
                     case MemoryAreaKind.PrivateFile or MemoryAreaKind.SharedFile when area.SavedFileKey is not null:
                         var content = process.FileContents.FirstOrDefault(f => f.Record.Key == area.SavedFileKey)

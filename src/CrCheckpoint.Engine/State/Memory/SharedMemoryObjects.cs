@@ -29,6 +29,8 @@ public sealed class SharedMemoryObjects : IDisposable
                 using var context = File.OpenHandle(content.Source, FileMode.Open, FileAccess.Read);
                 objects._objects[content.Record.Key] = objects.Fill(context, content, buffer);
             }
+            foreach (var key in LiveUnlinkedFiles(image))
+                if (!objects._objects.ContainsKey(key)) objects._objects[key] = Recreate(image, key);
             return objects;
         }
         catch
@@ -37,6 +39,40 @@ public sealed class SharedMemoryObjects : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// Unlinked files whose data someone can still change and someone else would see: open in a
+    /// descriptor, or mapped shared. Each comes back as one file, recreated once, that every
+    /// descriptor reopens and every area maps, so writes through one are seen through the others.
+    /// An unlinked file that is only mapped privately is mapped from the context file itself.
+    /// </summary>
+    private static HashSet<string> LiveUnlinkedFiles(ContextImage image)
+    {
+        var unlinked = image.FileContents.Where(f => f.Record.Reason == "unlinked").Select(f => f.Record.Key).ToHashSet();
+        return image.Processes.SelectMany(p => p.Files.Descriptors)
+            .Where(d => d.Kind == FileDescriptorKind.UnlinkedFile).Select(d => d.SavedFileKey)
+            .Concat(image.Processes.SelectMany(p => p.Map.Areas).Where(a => a.Kind == MemoryAreaKind.SharedFile).Select(a => a.SavedFileKey))
+            .OfType<string>().Where(unlinked.Contains).ToHashSet();
+    }
+
+    private static SafeFileHandle Recreate(ContextImage image, string key)
+    {
+        var content = image.FileContents.First(f => f.Record.Key == key);
+        var path = new ContextFiles(image).Recreate(key, StripDeleted(content.Record.Path));
+        try
+        {
+            var fd = Interop.open(path, Interop.O_RDWR | Interop.O_CLOEXEC, 0);
+            if (fd == -1) fd = Interop.open(path, Interop.O_RDONLY | Interop.O_CLOEXEC, 0);
+            if (fd == -1)
+                throw new RestartException(RestartFailure.FileMissing,
+                    $"cannot open the recreated unlinked file {path}: {Marshal.GetPInvokeErrorMessage(ErrnoCheck.LastErrno)}.", path);
+            return new SafeFileHandle(fd, ownsHandle: true);
+        }
+        finally { File.Delete(path); }
+    }
+
+    private static string StripDeleted(string path) =>
+        path.EndsWith(" (deleted)", StringComparison.Ordinal) ? path[..^10] : path;
 
     private const int F_ADD_SEALS = 1033, F_GET_SEALS = 1034;
     private const uint MFD_ALLOW_SEALING = 2;
@@ -137,6 +173,11 @@ public sealed class SharedMemoryObjects : IDisposable
     public int EngineFd(string key) => (int)_objects[key].DangerousGetHandle();
 
     public bool Contains(string key) => _objects.ContainsKey(key);
+
+    private readonly HashSet<string> _originalsTaken = [];
+
+    /// <summary>True the first time only, for each object: who gets the memfd_create file itself.</summary>
+    public bool TakeOriginal(string key) => _originalsTaken.Add(key);
 
     public void Dispose()
     {
