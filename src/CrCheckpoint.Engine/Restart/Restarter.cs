@@ -203,7 +203,7 @@ public static class Restarter
             files.Connections.Release();
             // 3. The restart checks itself: each kind reads back what it restored before anything runs.
             foreach (var p in order.Where(p => !p.Process.Zombie))
-                CheckRestored(p, rebuilt[p.Pid], files);
+                CheckRestored(image, p, rebuilt[p.Pid], files);
             files.RemoveDeleted();
 
             // 4. Zombies exit now, children before parents, so each waits for its own parent to reap it.
@@ -284,7 +284,7 @@ public static class Restarter
     /// What was restored, read back from the kernel and compared with the context; a difference is a
     /// <see cref="RestartFailure.Mismatch"/>. One line per kind of state.
     /// </summary>
-    private static void CheckRestored(ProcessImage p, Rebuilt r, OpenFileTable files)
+    private static void CheckRestored(ContextImage image, ProcessImage p, Rebuilt r, OpenFileTable files)
     {
         ProcessRestore.Verify(r.Leader.Pid, p.Process);
         FileRestore.Verify(r.Leader.Pid, p, files);
@@ -292,6 +292,8 @@ public static class Restarter
         CredentialsState.Verify(r.Leader.Pid, r.Threads, p.Process);
         ProcessControls.Verify(r.Leader.Pid, p.Process);
         Scheduling.Verify(r.Leader.Pid, r.Threads);
+        AreaFlagsState.Verify(r.Leader.Pid, p.Map);
+        SharedMemoryObjects.VerifyDescriptors(r.Leader.Pid, p, image);
     }
 
     /// <summary>

@@ -10,9 +10,11 @@ public static class FileContentWriter
     {
         using var source = new FileStream(file.SourcePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 0);
         var runs = file.Sparse ? DataRanges(source.SafeFileHandle, file.Identity.Size) : [[0, file.Identity.Size]];
+        var (seals, owner, group) = file.Sparse ? SharedMemoryObjects.Capture(source.SafeFileHandle) : (null, null, null);
         var meta = new FileContentRecord
         {
             Key = file.Key, Path = file.Path, Identity = file.Identity, Reason = file.Reason, Runs = file.Sparse ? runs : null,
+            Seals = seals, Owner = owner, Group = group,
         };
         var record = writer.BeginDataRecord(RecordKind.FileContent, meta, runs.Sum(r => r[1]));
         foreach (var run in runs)

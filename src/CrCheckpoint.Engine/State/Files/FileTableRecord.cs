@@ -104,6 +104,11 @@ public sealed class FileContentRecord
     /// those ranges back to back and the rest of the file (identity.size) is holes. Absent: the whole file.
     /// </summary>
     public long[][]? Runs { get; init; }
+    /// <summary>Shared memory only: the seals (F_GET_SEALS) of the object; null in older files.</summary>
+    public int? Seals { get; init; }
+    /// <summary>Shared memory only: the object's owner and group, given back with its mode; null in older files.</summary>
+    public uint? Owner { get; init; }
+    public uint? Group { get; init; }
 }
 
 /// <summary>Metadata of a PipeData record: the bytes in flight in one pipe, oldest first, as its data.</summary>

@@ -122,6 +122,8 @@ public sealed class OpenFileTable : IDisposable
                 return Seek(OpenPath(_relocate.Map(d.Path), d.Flags | (d.Kind == FileDescriptorKind.Directory ? O_DIRECTORY : 0), d.Fd), d);
             case FileDescriptorKind.Fifo:
                 return OpenFifo(d, d.Deleted ? MakeDeleted(d.Path, d) : _relocate.Map(d.Path));
+            case FileDescriptorKind.UnlinkedFile when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):
+                return Seek(OpenPath($"/proc/self/fd/{_shared.EngineFd(d.SavedFileKey)}", d.Flags, d.Fd), d);
             case FileDescriptorKind.UnlinkedFile:
             {
                 // One file for every description of it (descriptions opened through several links, since removed).
@@ -137,7 +139,20 @@ public sealed class OpenFileTable : IDisposable
                 finally { File.Delete(path); }
             }
             case FileDescriptorKind.Memfd when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):
-                return Seek(Duplicate(_shared.EngineFd(d.SavedFileKey)), d);
+            {
+                // memfd_create's own file is no writer (the memfd can be exec'ed while it is open),
+                // a reopen through /proc is one: the first read-write description gets the
+                // engine's memfd_create file itself, every other is a description of its own
+                // opened through the object with its access mode and flags.
+                var engineFd = _shared.EngineFd(d.SavedFileKey);
+                if ((d.Flags & O_ACCMODE) == O_RDWR && _shared.TakeOriginal(d.SavedFileKey))
+                {
+                    var original = Duplicate(engineFd);
+                    ErrnoCheck.Check(fcntl((int)original.DangerousGetHandle(), F_SETFL, d.Flags & ~OpenFlagsToDrop), "F_SETFL of a memfd");
+                    return Seek(original, d);
+                }
+                return Seek(OpenPath($"/proc/self/fd/{engineFd}", d.Flags, d.Fd), d);
+            }
             case FileDescriptorKind.InetSocket when d.Inet is not null:
                 return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log, d.SocketOptions, Connections);
             case FileDescriptorKind.UnixSocket:

@@ -51,6 +51,7 @@ public static class MemoryCapture
         var plans = new List<AreaPlan>();
         var files = new Dictionary<string, FileToSave>();
         using var pagemap = new Pagemap(pid);
+        var vmFlags = ProcSmaps.ReadFlags(pid).ToDictionary(a => a.Start, a => a.Flags);
         foreach (var area in areas)
         {
             var kind = Classify(area);
@@ -63,21 +64,28 @@ public static class MemoryCapture
             {
                 identity = StatIdentity(mapFile);
                 var path = area.IsDeleted ? area.Path[..^" (deleted)".Length] : area.Path;
-                var reason = area.IsDeleted ? "unlinked"
+                // A private mapping of a memfd sees the object's later writes in every page it has
+                // not written itself: it must map the same object again, not a copy of it.
+                var reason = area.Path.StartsWith("/memfd:", StringComparison.Ordinal) ? "shmem"
+                    : area.IsDeleted ? "unlinked"
                     : kind == MemoryAreaKind.SharedFile && save.HasFlag(SaveMappedFiles.Shared) ? "save-shared"
                     : kind == MemoryAreaKind.PrivateFile && save.HasFlag(SaveMappedFiles.Private) ? "save-private"
                     : kind == MemoryAreaKind.PrivateFile && save.HasFlag(SaveMappedFiles.Executable) && path == executable ? "save-exe"
                     : null;
                 if (reason is not null && identity is not null)
                 {
-                    savedKey = $"{identity.Device:x}:{identity.Inode}";
-                    files.TryAdd(savedKey, new FileToSave(savedKey, path, mapFile, identity, reason));
+                    savedKey = ShmemKey(identity);
+                    files.TryAdd(savedKey, new FileToSave(savedKey, reason == "shmem" ? area.Path : path, mapFile, identity, reason));
                 }
             }
 
+            var flags = AreaFlagsState.Capture(pid, area, kind, vmFlags.GetValueOrDefault(area.Start));
+            List<PageRun> guards = [];
             if (kind is MemoryAreaKind.Anonymous or MemoryAreaKind.Heap or MemoryAreaKind.Stack or MemoryAreaKind.PrivateFile)
-                runs = pagemap.PrivatePages(area.Start, area.End);
-            else if (kind == MemoryAreaKind.SharedAnonymous)
+                (runs, guards) = pagemap.PrivateAndGuardPages(area.Start, area.End);
+            else if (flags is not null)
+                guards = pagemap.GuardPages(area.Start, area.End);
+            if (kind == MemoryAreaKind.SharedAnonymous)
             {
                 // One shmem object may be mapped many times (memfd double mapping, as .NET's JIT
                 // does): it is saved once, whole, and every area maps it again at its offset.
@@ -95,6 +103,7 @@ public static class MemoryCapture
                 Start = area.Start, End = area.End, Protection = area.Protection, Kind = kind,
                 Offset = area.Offset, Path = area.Path, File = identity, SavedFileKey = savedKey,
                 SavedPages = runs.Sum(r => r.Count), GrowsDown = kind == MemoryAreaKind.Stack,
+                VmFlags = flags, GuardPages = guards.Count > 0 ? guards.Select(g => new[] { g.FirstPage, g.Count }).ToArray() : null,
             };
             plans.Add(new AreaPlan(area, record, runs));
         }

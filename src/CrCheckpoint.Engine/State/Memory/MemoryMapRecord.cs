@@ -24,6 +24,14 @@ public sealed class MemoryAreaRecord
     /// <summary>Pages whose contents follow in a MemoryPages record for this area.</summary>
     public long SavedPages { get; init; }
     public bool GrowsDown { get; init; }
+    /// <summary>
+    /// The area's vma flags (smaps VmFlags) that a restart gives back and checks: the madvise ones
+    /// (rr sr dc mg hg nh dd wf), mlock (lo lf), mseal (sl) and, for shared areas, mw (the file was
+    /// opened for writing). Null in older files and for the kernel's own areas.
+    /// </summary>
+    public string[]? VmFlags { get; init; }
+    /// <summary>Pairs [first page, page count] of guard pages (MADV_GUARD_INSTALL); null when none.</summary>
+    public long[][]? GuardPages { get; init; }
 }
 
 /// <summary>Metadata of a MemoryPages record; its data is the listed pages, back to back, in order.</summary>

@@ -133,6 +133,15 @@ public static class MemoryRestore
                 long fd = -1, offset = 0, flags = MAP_FIXED;
                 switch (area.Kind)
                 {
+                    case MemoryAreaKind.PrivateFile or MemoryAreaKind.SharedFile when area.SavedFileKey is not null && sharedObjects.Contains(area.SavedFileKey):
+                        // A memfd or unlinked file that lives on as one object: mapped itself, not a copy.
+                        if (!openFiles.TryGetValue((area.SavedFileKey, true), out fd))
+                            openFiles[(area.SavedFileKey, true)] = fd = bridge.Fetch(sharedObjects.EngineFd(area.SavedFileKey));
+                        if (shared && !AreaFlagsState.MayWrite(area))
+                            fd = ReadOnlyCopy(tracee, openFiles, area.SavedFileKey, fd);
+                        offset = (long)area.Offset;
+                        flags |= shared ? MAP_SHARED : MAP_PRIVATE;
+                        break;
                     case MemoryAreaKind.PrivateFile or MemoryAreaKind.SharedFile when area.SavedFileKey is not null:
                         var content = process.FileContents.FirstOrDefault(f => f.Record.Key == area.SavedFileKey)
                             ?? image.FileContents.First(f => f.Record.Key == area.SavedFileKey);
@@ -155,7 +164,7 @@ public static class MemoryRestore
                         flags |= MAP_PRIVATE;
                         break;
                     case MemoryAreaKind.PrivateFile or MemoryAreaKind.SharedFile:
-                        var writable = shared && area.Protection[1] == 'w';
+                        var writable = shared && AreaFlagsState.MayWrite(area);
                         fd = OpenInTarget(tracee, openFiles, relocate.Map(StripDeleted(area.Path)), writable);
                         offset = (long)area.Offset;
                         flags |= shared ? MAP_SHARED : MAP_PRIVATE;
@@ -163,6 +172,8 @@ public static class MemoryRestore
                     case MemoryAreaKind.SharedAnonymous when area.SavedFileKey is not null && sharedObjects.Contains(area.SavedFileKey):
                         if (!openFiles.TryGetValue((area.SavedFileKey, true), out fd))
                             openFiles[(area.SavedFileKey, true)] = fd = bridge.Fetch(sharedObjects.EngineFd(area.SavedFileKey));
+                        if (!AreaFlagsState.MayWrite(area))
+                            fd = ReadOnlyCopy(tracee, openFiles, area.SavedFileKey, fd);
                         offset = (long)area.Offset;
                         flags |= MAP_SHARED;
                         break;
@@ -197,6 +208,7 @@ public static class MemoryRestore
                 .Select(a => new RemoteCall(Syscalls.mprotect, (long)a.Start, (long)(a.End - a.Start), Protection(a.Protection))).ToList());
             for (var i = 0; i < protections.Length; i++)
                 if (protections[i] < 0) throw new NativeException($"mprotect of 0x{toProtect[i].Start:x} in process {tracee.Pid}", (int)-protections[i]);
+            AreaFlagsState.Restore(tracee, mappings.Select(m => m.Area));
         }
         finally
         {
@@ -321,6 +333,19 @@ public static class MemoryRestore
             tracee.ScratchString(name.Length > 240 ? name[..240] : name), MFD_CLOEXEC);
         cache[key] = fd;
         return fd;
+    }
+
+    /// <summary>
+    /// A read-only description of a shared object the target holds as <paramref name="fd"/>: an area
+    /// whose file was read-only (no VM_MAYWRITE) must not become one that mprotect could make writable.
+    /// </summary>
+    private static long ReadOnlyCopy(Tracee tracee, Dictionary<(string, bool), long> cache, string key, long fd)
+    {
+        if (cache.TryGetValue((key, false), out var readOnly)) return readOnly;
+        readOnly = tracee.CheckedSyscall($"read-only reopen of the shared memory {key}", Syscalls.openat, AT_FDCWD,
+            tracee.ScratchString($"/proc/self/fd/{fd}"), O_RDONLY | O_CLOEXEC, 0);
+        cache[(key, false)] = readOnly;
+        return readOnly;
     }
 
     private static long End(PagesImage pages) => pages.DataOffset + pages.DataLength;
