@@ -50,7 +50,7 @@ public static class Restarter
                     ProcessCreator.WaitForFreePid(p.Pid, request.PidWait);
 
             var verifier = DataVerifier.Start(image);
-            var (pids, bytes) = TracerThread.Run(() => Rebuild(request, image, order, relocate, verifier, log));
+            var (pids, bytes) = TracerThread.RunLongLived(() => Rebuild(request, image, order, relocate, verifier, log));
             var roots = order.Where(p => !order.Any(q => q.Pid == p.Process.ParentPid)).Select(p => pids[p.Pid]);
             var restarted = roots.Select(pid => new ChildWatcher(pid)).ToList();
             log.Add($"{string.Join(", ", order.Select(p => $"{pids[p.Pid]} ({p.Name})"))} running again");
