@@ -132,3 +132,31 @@ Describe 'What was removed while open comes back removed, in a chroot (removed_p
         @(Get-ChildItem -Force (Join-Path $program.Directory 'jail')) | Should -BeNullOrEmpty
     }
 }
+
+Describe 'Processes sharing one table of descriptors (CLONE_FILES) are refused, and left running (clone_files)' {
+    BeforeAll {
+        $program = Start-TestProgram clone_files
+        $child = [int]((Get-TestProgramOutput $program | Select-Object -First 1).Split(' ')[2])
+        $path = Join-Path $TestDrive 'shared-table.ctx'
+        $failures = $null
+        $result = Invoke-CrCheckpoint -Id $program.Id -Path $path -Kill -ErrorAction SilentlyContinue -ErrorVariable failures
+    }
+    AfterAll { Stop-TestProgram $program }
+
+    It 'fails with Checkpoint.Unsupported, naming CLONE_FILES, and writes no context file' {
+        $result | Should -BeNullOrEmpty
+        $failures | Should -HaveCount 1
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'Checkpoint.Unsupported,*'
+        $failures[0].Exception.Message | Should -Match 'CLONE_FILES'
+        Test-Path $path | Should -BeFalse
+    }
+
+    It 'leaves both processes running, untraced' {
+        foreach ($id in $program.Id, $child) {
+            Test-ProcessAlive $id | Should -BeTrue
+            (Get-ProcStatus $id).TracerPid | Should -Be 0
+        }
+        $ticks = @(Get-TestProgramOutput $program | Where-Object { $_ -like 'TICK *' }).Count
+        $null = Wait-Until { @(Get-TestProgramOutput $program | Where-Object { $_ -like 'TICK *' }).Count -gt $ticks } -TimeoutSec 10 -Because 'the parent to go on ticking'
+    }
+}

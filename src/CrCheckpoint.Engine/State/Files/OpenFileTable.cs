@@ -20,8 +20,7 @@ public sealed record StandardStreams(string? Input, string? Output, string? Erro
 /// </summary>
 public sealed class OpenFileTable : IDisposable
 {
-    // O_TMPFILE (which holds O_DIRECTORY) made the file; reopening it is a plain open.
-    private const int OpenFlagsToDrop = O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC | O_TMPFILE;
+    private const int OpenFlagsToDrop = O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC;
     private readonly Dictionary<string, SafeFileHandle> _descriptions = new();
     private readonly Dictionary<(ulong Inode, bool ReadEnd), SafeFileHandle> _pipes = new();
     private readonly Dictionary<ulong, SafeFileHandle> _fifos = new();
@@ -212,6 +211,8 @@ public sealed class OpenFileTable : IDisposable
 
     private static SafeFileHandle OpenPath(string path, int flags, int forFd)
     {
+        // O_TMPFILE (which holds O_DIRECTORY) made the file; reopening it is a plain open.
+        if ((flags & O_TMPFILE) == O_TMPFILE) flags &= ~O_TMPFILE;
         var fd = open(path, (flags & ~OpenFlagsToDrop) | O_CLOEXEC, 0);
         if (fd == -1)
             throw new RestartException(RestartFailure.FileMissing,
