@@ -133,6 +133,23 @@ Describe 'What was removed while open comes back removed, in a chroot (removed_p
     }
 }
 
+Describe 'With -Directory, the bytes in flight in a FIFO are saved and put back too (removed_paths)' {
+    BeforeAll {
+        $program = Start-TestProgram removed_paths
+        $dir = Join-Path $TestDrive 'removed-dir'
+        $null = Invoke-CrCheckpoint -Id $program.Id -Directory $dir -Kill -ErrorAction Stop
+        $null = Wait-Until { -not (Test-Path "/proc/$($program.Id)") } -TimeoutSec 15
+        $result = Invoke-TestRestart $dir
+        $id = $result.ProcessIds[0]
+        $after = Request-Report $program -Id $id -Word PATHS
+    }
+    AfterAll { Stop-RestartedProcess $id }
+
+    It 'reads "hello" from the removed FIFO after the restart' {
+        $after.fifo4 | Should -Be '1'
+    }
+}
+
 Describe 'Processes sharing one table of descriptors (CLONE_FILES) are refused, and left running (clone_files)' {
     BeforeAll {
         $program = Start-TestProgram clone_files

@@ -390,7 +390,6 @@ Describe 'A process forked during the freeze is caught, and the tree still resta
 }
 
 Describe 'With -Directory, one context file per process, and a restart of the whole directory (tree_family)' {
-    # -Directory is not implemented yet (Checkpoint.InvalidRequest: "comes with process-tree support").
     BeforeAll {
         $program = Start-TreeProgram tree_family -ArgumentList '-z', '3'
         $roles = Get-ProgramRoles $program

@@ -128,7 +128,7 @@ public static class Checkpointer
                 // One file per process, each complete on its own: its records, the files it needs, the pipes it reads.
                 foreach (var p in captured)
                 {
-                    var reads = p.Files.Descriptors.Where(d => d.Kind == FileDescriptorKind.Pipe && d.Readable).Select(d => d.Inode).ToHashSet();
+                    var reads = p.Files.Descriptors.Where(d => d.Kind is FileDescriptorKind.Pipe or FileDescriptorKind.Fifo && d.Readable).Select(d => d.Inode).ToHashSet();
                     var holds = p.Files.Descriptors.Where(d => d.Kind == FileDescriptorKind.Socket).Select(d => d.Inode).ToHashSet();
                     memoryBytes += WriteContext(directory.CreateFile($"context.{p.Process.Pid}"), true, image, [p], [],
                         pipes.Where(x => reads.Contains(x.Meta.Inode)).ToList(),

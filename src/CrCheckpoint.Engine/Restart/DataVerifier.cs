@@ -14,11 +14,17 @@ public sealed class DataVerifier
 
     private readonly string? _path;
 
-    private DataVerifier(Task<string?> task, string? path)
+    private readonly CancellationTokenSource _stop;
+
+    private DataVerifier(Task<string?> task, string? path, CancellationTokenSource stop)
     {
         _task = task;
         _path = path;
+        _stop = stop;
     }
+
+    /// <summary>A failed restart needs no answer: the hashing stops at the next block instead of reading the whole file.</summary>
+    public void Cancel() => _stop.Cancel();
 
     public static DataVerifier Start(ContextImage image)
     {
@@ -28,17 +34,18 @@ public sealed class DataVerifier
             .Concat(image.Pipes.Select(f => (f.Source, f.DataOffset, f.DataLength, f.DataChecksum, $"the bytes in flight in pipe:[{f.Record.Inode}]")))
             .Concat(image.Sockets.Select(f => (f.Source, f.DataOffset, f.DataLength, f.DataChecksum, $"the bytes queued in socket:[{f.Record.Inode}]")))
             .ToList();
+        var stop = new CancellationTokenSource();
         // A pool thread: starting a dedicated one costs more than a small restart's whole rebuild.
         return new DataVerifier(Task.Run(
-            () => blocks.GroupBy(b => b.Source).Select(g => Verify(g.Key, g.Select(b => (b.DataOffset, b.DataLength, b.DataChecksum, b.Item5)).ToList())).FirstOrDefault(r => r is not null)),
-            image.Path);
+            () => blocks.GroupBy(b => b.Source).Select(g => Verify(g.Key, g.Select(b => (b.DataOffset, b.DataLength, b.DataChecksum, b.Item5)).ToList(), stop.Token)).FirstOrDefault(r => r is not null)),
+            image.Path, stop);
     }
 
     /// <summary>
     /// Hashes each block in one call over a read-only mapping of the file: no copy of the bytes into
     /// the engine, and no buffer to hold them.
     /// </summary>
-    private static unsafe string? Verify(string path, List<(long Offset, long Length, ulong Checksum, string What)> blocks)
+    private static unsafe string? Verify(string path, List<(long Offset, long Length, ulong Checksum, string What)> blocks, CancellationToken stop)
     {
         var fileLength = new FileInfo(path).Length;
         if (fileLength == 0 || blocks.Count == 0) return null;
@@ -50,6 +57,7 @@ public sealed class DataVerifier
         {
             foreach (var (offset, length, checksum, what) in blocks)
             {
+                if (stop.IsCancellationRequested) return null;
                 if (offset < 0 || offset + length > fileLength) return $"{path} ends inside {what}";
                 var hash = length <= int.MaxValue
                     ? XxHash3.HashToUInt64(new ReadOnlySpan<byte>(start + offset, (int)length))

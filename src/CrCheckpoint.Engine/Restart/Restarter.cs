@@ -151,10 +151,15 @@ public static class Restarter
                 var wantPid = request.RestorePid ? p.Pid : (int?)null;
                 Tracee tracee;
                 if (rebuilt.TryGetValue(p.Process.ParentPid, out var parent))
+                {
                     tracee = ProcessCreator.CreateChild(parent.Leader, wantPid);
+                    all.Add(tracee);
+                }
                 else
                 {
                     tracee = ProcessCreator.Create(wantPid, log);
+                    // On the kill list before anything else can throw: it holds the pid it was made for.
+                    all.Add(tracee);
                     if (scratchAt == 0)
                     {
                         var used = ProcMaps.Read(tracee.Pid).Select(a => (a.Start, a.End))
@@ -163,7 +168,6 @@ public static class Restarter
                     }
                     tracee.MapScratchAt(scratchAt);
                 }
-                all.Add(tracee);
                 rebuilt[p.Pid] = new Rebuilt(p, tracee);
                 if (p.Process.SessionId == p.Pid && (parent is not null || request.RestoreSid))
                     tracee.CheckedSyscall("setsid", Syscalls.setsid);
@@ -241,6 +245,7 @@ public static class Restarter
         }
         catch
         {
+            verifier.Cancel();
             foreach (var t in all) Interop.kill(t.Pid, Signals.SIGKILL);
             foreach (var t in Enumerable.Reverse(all)) t.KillAndReap();
             if (all.Count > 0) log.Add($"killed the half-built process(es) {string.Join(", ", all.Select(t => t.Tid).Distinct())}");

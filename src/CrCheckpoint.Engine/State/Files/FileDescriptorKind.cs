@@ -16,7 +16,7 @@ public enum FileDescriptorKind
     Socket,
     /// <summary>A unix socket listening on a name (a path, or the abstract namespace): bound and listening again at restart.</summary>
     ListeningSocket,
-    /// <summary>A TCP or UDP socket that holds no connection (a listening TCP socket, a UDP socket): bound and listening again at restart.</summary>
+    /// <summary>An internet socket (TCP, UDP, raw; IPv4 or IPv6): listening or unconnected ones are bound and listen again, an established TCP connection is rebuilt through TCP_REPAIR.</summary>
     InetSocket,
     /// <summary>A unix socket neither bound, connected nor listening (since 1.2): made anew with its options.</summary>
     UnixSocket,

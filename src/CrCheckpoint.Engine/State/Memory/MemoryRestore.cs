@@ -10,8 +10,9 @@ namespace CrCheckpoint.Engine.State.Memory;
 /// <summary>
 /// Rebuilds an address space inside a fresh traced process: the kernel's own mappings (vDSO, vvar)
 /// are moved to where they were, everything of the stub is unmapped, and each saved area is mapped
-/// again. Saved pages are read straight from the context file by the process itself (a remote
-/// pread64 per run): one copy, done by the kernel, nothing through the engine.
+/// again. Large runs of saved pages are read straight from the context file by the process itself
+/// (a remote pread64 per run, one copy done by the kernel); small scattered pages are written by the
+/// engine (process_vm_writev), where one remote call per page would cost more than the copy.
 /// </summary>
 public static class MemoryRestore
 {

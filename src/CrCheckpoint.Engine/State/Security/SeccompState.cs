@@ -76,9 +76,13 @@ public static unsafe class SeccompState
             fixed (byte* p = program)
                 if (ptrace(PTRACE_SECCOMP_GET_FILTER, thread.Tid, index, (nint)p) != count)
                     throw new NativeException($"ptrace(PTRACE_SECCOMP_GET_FILTER, {thread.Tid})", ErrnoCheck.LastErrno);
-            // struct seccomp_metadata: the filter's index in, its flags out.
-            var metadata = stackalloc ulong[2] { (ulong)index, 0 };
-            ptrace(PTRACE_SECCOMP_GET_METADATA, thread.Tid, 16, (nint)metadata);
+            // struct seccomp_metadata: the filter's index in, its flags out. Without them a filter
+            // would come back without SECCOMP_FILTER_FLAG_LOG or the like: silently different.
+            var metadata = new ulong[2] { (ulong)index, 0 };
+            fixed (ulong* m = metadata)
+                if (ptrace(PTRACE_SECCOMP_GET_METADATA, thread.Tid, 16, (nint)m) < 0)
+                    throw new UnsupportedStateException(thread.Pid,
+                        $"the flags of seccomp filter {index} of thread {thread.Tid} cannot be read: {Marshal.GetPInvokeErrorMessage(ErrnoCheck.LastErrno)}");
             filters.Add(new SeccompFilterRecord { Flags = metadata[1], Program = program });
         }
         filters.Reverse();
