@@ -25,7 +25,9 @@ Describe 'vma flags, guard pages, file access modes and memfds survive a restart
         $areas = @((Get-CrContext -Path $path -ErrorAction Stop).Processes[0].Map.Areas)
         $result = Invoke-TestRestart $path
         $id = $result.ProcessIds[0]
+        $unlinkedBefore = ConvertFrom-KeyValueLine (@(Get-ProgramLines $program) -match '^UNLINKED ')[0]
         $after = Request-Report $program -Id $id -Word MEM
+        $unlinkedAfter = ConvertFrom-KeyValueLine (@(Get-ProgramLines $program) -match '^UNLINKED ')[-1]
     }
     AfterAll { Stop-RestartedProcess $result.ProcessIds }
 
@@ -69,6 +71,12 @@ Describe 'vma flags, guard pages, file access modes and memfds survive a restart
         foreach ($name in 'memfdmode', 'memfdfl', 'memfdfd', 'memfdseals', 'memfdpos', 'ropos', 'rofl', 'roread', 'rowrite', 'privsees', 'sealedseals') {
             $after[$name] | Should -Be $before[$name] -Because $name
         }
+    }
+
+    It 'keeps an unlinked file one file: its private mapping sees writes through a descriptor, its other descriptor sees writes through its shared mapping' {
+        $unlinkedBefore.private | Should -Be '1'
+        $unlinkedBefore.ro | Should -Be '1'
+        foreach ($name in 'private', 'ro', 'ropos', 'rwpos') { $unlinkedAfter[$name] | Should -Be $unlinkedBefore[$name] -Because $name }
     }
 
     It 'does not write to the file behind a shared mapping (its modification time is unchanged)' {

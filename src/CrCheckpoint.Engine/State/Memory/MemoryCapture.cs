@@ -48,6 +48,10 @@ public static class MemoryCapture
     public static (MemoryMapRecord Map, List<AreaPlan> Plans, List<FileToSave> Files) Plan(
         int pid, IReadOnlyList<MemoryArea> areas, string executable, SaveMappedFiles save)
     {
+        // Every process this kernel starts gets a vDSO; a restarted one cannot be rid of it (the
+        // restart works through it), so a program that unmapped its own would not get back what it had.
+        if (!areas.Any(a => a.Path == "[vdso]") && File.ReadAllText("/proc/self/maps").Contains("[vdso]"))
+            throw new UnsupportedStateException(pid, "the program unmapped its vDSO ([vdso]), which this version cannot restore");
         var plans = new List<AreaPlan>();
         var files = new Dictionary<string, FileToSave>();
         using var pagemap = new Pagemap(pid);
