@@ -12,6 +12,8 @@
  * - an unlinked file open twice (O_RDWR, and O_RDONLY at another offset), mapped private and shared:
  *   all four still see one file (writes through one are seen through the others).
  * Prints "READY <pid>", then the same "MEM ..." report once at start and after each SIGUSR1.
+ * "memory_exact droppable" instead maps one MAP_DROPPABLE area (which no restart can make again),
+ * prints "READY <pid> <address>" and prints "ALIVE <n>" after each SIGUSR1.
  */
 #include "common.h"
 #include <fcntl.h>
@@ -155,9 +157,27 @@ static char *map_file(const char *name, int mode)
     return p;
 }
 
-int main(void)
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
+
+static int droppable(void)
+{
+    char *p = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_DROPPABLE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) die("mmap MAP_DROPPABLE");
+    p[0] = 1;
+    say("READY %d %lx\n", (int)getpid(), (unsigned long)p);
+    sig_atomic_t seen = 0;
+    for (;;) {
+        pause();
+        if (asked != seen) { seen = asked; say("ALIVE %d\n", (int)seen); }
+    }
+}
+
+int main(int argc, char **argv)
 {
     on_signal(SIGUSR1, on_usr1, SA_RESTART);
+    if (argc > 1 && strcmp(argv[1], "droppable") == 0) return droppable();
     on_signal(SIGSEGV, on_segv, SA_NODEFER);
     /* One reservation split into areas, with an unmapped page between each so none merge. */
     char *base = mmap(NULL, (NAREAS * 3 + 4) * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
