@@ -43,7 +43,8 @@ public static class Checkpointer
         UnsupportedStateException u => new CheckpointException(CheckpointFailure.Unsupported,
             u.Message + ". No context file was written; the process was left running as before.", u.Pid, e) { Messages = log.Messages },
         UnauthorizedAccessException => new CheckpointException(CheckpointFailure.PermissionDenied, e.Message, id, e) { Messages = log.Messages },
-        TimeoutException => new CheckpointException(CheckpointFailure.TimedOut, e.Message, id, e) { Messages = log.Messages },
+        TimeoutException => new CheckpointException(CheckpointFailure.TimedOut,
+            e.Message.Contains("left running") ? e.Message : $"{e.Message}; the processes were left as they were and no context file was written.", id, e) { Messages = log.Messages },
         IOException and not NativeException => new CheckpointException(CheckpointFailure.DestinationFailed,
             $"checkpoint of {id} failed: {e.Message}. The process was left running as before.", id, e) { Messages = log.Messages },
         _ => new CheckpointException(CheckpointFailure.Failed,
@@ -54,6 +55,9 @@ public static class Checkpointer
     {
         var clock = Stopwatch.StartNew();
         var deadline = request.Timeout is { } t ? clock.Elapsed + t : TimeSpan.MaxValue;
+        // Every wait for a tracee is bounded by the same deadline, so that a process that cannot be frozen
+        // (a vfork parent, a thread stuck in the kernel) costs -TimeoutSec, not a hang.
+        Tracee.SetDeadline(request.Timeout, $"the checkpoint of {request.Id} (-TimeoutSec {request.Timeout?.TotalSeconds:0.###})");
         void CheckDeadline()
         {
             if (clock.Elapsed > deadline)
@@ -138,6 +142,7 @@ public static class Checkpointer
                 destination.Flush();
             }
 
+            Tracee.SetDeadline(null);
             var frozenFor = Finish(request, () => Commit(request, destination, directory, log), tracees, connections, log, frozen);
             released = true;
             var bytes = directory is not null ? directory.Bytes : destination!.Stream.CanSeek ? destination.Stream.Length : 0;
@@ -157,6 +162,7 @@ public static class Checkpointer
         }
         finally
         {
+            Tracee.SetDeadline(null);
             if (!released)
             {
                 connections.Resume();
@@ -180,11 +186,12 @@ public static class Checkpointer
         var pending = new List<int>(live);
         while (pending.Count > 0)
         {
+            Tracee.CheckDeadline("freezing the processes (new ones kept being born)");
             foreach (var pid in pending)
             {
                 try
                 {
-                    frozen.Add(FrozenProcess.Freeze(pid, options));
+                    frozen.Add(FrozenProcess.Freeze(pid, options | State.Security.SeccompState.FreezeOptions(pid)));
                 }
                 catch (Exception e) when (pid != request.Id && e is TraceeGoneException or UnsupportedStateException && ProcessSelection.IsZombie(pid))
                 {

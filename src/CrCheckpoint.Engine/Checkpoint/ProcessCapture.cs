@@ -39,7 +39,7 @@ public static class ProcessCapture
         const int PR_GET_DUMPABLE = 3;
         var dumpable = tracee.Syscall(Native.Syscalls.prctl, PR_GET_DUMPABLE);
         foreach (var t in frozen.Threads.Where(t => t != tracee)) t.ShareRemoteStateOf(tracee);
-        var credentials = CredentialsRecord.Capture(status);
+        var credentials = CredentialsState.Capture(tracee, status);
         var threads = ThreadCapture.Capture(frozen.Threads, t => t == tracee ? stat.Comm : ThreadName(pid, t.Tid), credentials);
         if (threads.FirstOrDefault(t => t.Sandbox is { Mode: > 0 }) is { Sandbox: { } sandbox })
             log.Add($"process {pid} runs in a seccomp sandbox ({(sandbox.Mode == 1 ? "strict" : $"{sandbox.Filters.Count} filter(s)")}); it is saved with its threads");
@@ -67,6 +67,7 @@ public static class ProcessCapture
             CommandLine = File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Split('\0'),
             StateAtCheckpoint = stateBefore.ToString(),
             WasStopped = frozen.WasGroupStopped || stateBefore == 'T',
+            StopSignal = StopState.Capture(frozen, stateBefore),
             WorkingDirectory = ProcFds.ReadLink($"/proc/{pid}/cwd") ?? "/",
             Root = ProcFds.ReadLink($"/proc/{pid}/root") ?? "/",
             Umask = status.Umask,
@@ -80,6 +81,7 @@ public static class ProcessCapture
             MembarrierRegistrations = membarrier > 0 ? (int)membarrier : 0,
             Dumpable = dumpable >= 0 ? (int)dumpable : null,
             ThreadIds = threads.Select(t => t.Tid).ToArray(),
+            Controls = ProcessControls.Capture(tracee, frozen.Threads),
         };
 
         var toSave = unlinked.Concat(mapped).GroupBy(f => f.Key).Select(g => g.First()).ToList();

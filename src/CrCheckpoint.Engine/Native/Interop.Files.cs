@@ -93,6 +93,12 @@ internal static partial class Interop
 {
     [LibraryImport("libc", SetLastError = true)]
     public static partial int fchmod(int fd, int mode);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fchown(int fd, uint owner, uint group);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static unsafe partial int futimens(int fd, long* times);
 }
 
 internal static partial class Interop
@@ -172,4 +178,7 @@ internal static partial class Interop
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int fchownat(int dirfd, string path, uint owner, uint group, int flags);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int mkfifo(string path, int mode);
 }

@@ -6,7 +6,7 @@ public static class Syscalls
     public const long read = 0, write = 1, open = 2, close = 3, lseek = 8, mmap = 9, mprotect = 10, munmap = 11, madvise = 28,
         brk = 12, rt_sigaction = 13, rt_sigprocmask = 14, pread64 = 17, pwrite64 = 18, mremap = 25, dup = 32, dup2 = 33,
         getitimer = 36, setitimer = 38, getpid = 39, clone = 56, exit = 60, kill = 62, fcntl = 72, chdir = 80,
-        fchdir = 81, umask = 95, getrlimit = 97, ptrace = 101, setpgid = 109, setsid = 112, sigaltstack = 131,
+        fchdir = 81, flock = 73, umask = 95, getrlimit = 97, ptrace = 101, setpgid = 109, setsid = 112, sigaltstack = 131,
         personality = 135, prctl = 157, arch_prctl = 158, chroot = 161, gettid = 186, set_tid_address = 218,
         restart_syscall = 219, membarrier = 324, nanosleep = 35, clock_nanosleep = 230, timer_gettime = 224, exit_group = 231, tgkill = 234, openat = 257,
         set_robust_list = 273, get_robust_list = 274, dup3 = 292, pipe2 = 293, prlimit64 = 302, kcmp = 312,

@@ -5,7 +5,11 @@ using static CrCheckpoint.Engine.Native.Interop;
 namespace CrCheckpoint.Engine.Proc;
 
 /// <summary>One entry of /proc/PID/fd with its /proc/PID/fdinfo and the stat of what it points to.</summary>
-public sealed record OpenDescriptor(int Fd, string Target, long Position, int Flags, int MountId, Stat? Stat);
+public sealed record OpenDescriptor(int Fd, string Target, long Position, int Flags, int MountId, Stat? Stat)
+{
+    /// <summary>The locks and leases held through this descriptor's open file description.</summary>
+    public IReadOnlyList<FileLockLine> Locks { get; init; } = [];
+}
 
 /// <summary>Reads a process's open file descriptors from /proc.</summary>
 public static unsafe class ProcFds
@@ -40,7 +44,7 @@ public static unsafe class ProcFds
         }
         Stat st;
         Stat? stat = fstatat(AT_FDCWD, $"/proc/{pid}/fd/{fd}", &st, 0) == 0 ? st : null;
-        return new OpenDescriptor(fd, target, pos, flags, mnt, stat);
+        return new OpenDescriptor(fd, target, pos, flags, mnt, stat) { Locks = info.Contains("lock:", StringComparison.Ordinal) ? FileLockLine.All(info) : [] };
     }
 
     public static string? ReadLink(string path)

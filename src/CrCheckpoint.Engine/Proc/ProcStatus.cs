@@ -11,6 +11,9 @@ public sealed class ProcStatus
 
     public static ProcStatus Read(int pid) => Parse(File.ReadAllText($"/proc/{pid}/status"));
 
+    /// <summary>One thread's status (Seccomp:, SigPnd: and SigBlk: are per thread).</summary>
+    public static ProcStatus Read(int pid, int tid) => Parse(File.ReadAllText($"/proc/{pid}/task/{tid}/status"));
+
     public static ProcStatus Parse(string text)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);

@@ -124,9 +124,8 @@ public static unsafe class ProcessCreator
     /// makes its own calls, then a clone3 per thread (with set_tid for the original id, and
     /// CLONE_CHILD_CLEARTID for its clear_child_tid); each new thread, traced by us from birth
     /// (CLONE_PTRACE, which unlike PTRACE_O_TRACECLONE does not stop the leader at every clone),
-    /// makes its own calls and stops, giving up root for its saved ids last (see
-    /// <see cref="CredentialsRestore"/>; the main thread does in <see cref="GiveUpRoot"/>). None runs
-    /// the program before its registers are replaced.
+    /// makes its own calls and stops. Every thread keeps root until the process has everything that
+    /// needs it (see <see cref="CredentialsState"/>). None runs the program before its registers are replaced.
     /// Returns the threads after the leader, in the order of the records.
     /// </summary>
     public static List<Tracee> CreateThreads(Tracee leader, ProcessImage process, bool restoreIds, MessageLog log)
@@ -139,21 +138,16 @@ public static unsafe class ProcessCreator
         var created = new List<Tracee>();
         try
         {
-            // The end of the batch room holds what every trip needs: the leader's data, the groups.
+            // The end of the batch room holds what every trip needs: the leader's data.
             var leaderData = new byte[ThreadRestore.KernelStateDataSize];
             var leaderDataAt = Tracee.BatchRoom - leaderData.Length;
-            var groups = CredentialsRestore.GroupsData(process.Process.Credentials);
-            var groupsAt = (leaderDataAt - groups.Length) & ~7;
-            var credentials = CredentialsRestore.Calls(process.Process.Credentials, leader.Scratch + (ulong)groupsAt);
             var leaderCalls = ThreadRestore.KernelStateCalls(records[0], leader: true, leaderName, leader.Scratch + (ulong)leaderDataAt, leaderData);
             leader.WriteScratch(leaderData, leaderDataAt);
-            leader.WriteScratch(groups, groupsAt);
             var next = 1;
             do
             {
-                var room = groupsAt - (leaderCalls.Count + 1) * Tracee.BatchEntry;
+                var room = (leaderDataAt & ~7) - (leaderCalls.Count + 1) * Tracee.BatchEntry;
                 var count = Math.Min(records.Count - next, room / (Slot + Tracee.BatchEntry));
-                // The main thread gives up root later, in GiveUpRoot: it still has timers to make.
                 var slotsAt = (leaderCalls.Count + count + 1) * Tracee.BatchEntry;
                 var image = new byte[slotsAt + count * Slot];
                 var childCalls = new List<(string Name, RemoteCall Call)>[count];
@@ -178,7 +172,6 @@ public static unsafe class ProcessCreator
                     MemoryMarshal.AsBytes(args.AsSpan()).CopyTo(slot[ArgsAt..]);
                     childCalls[i] = ThreadRestore.KernelStateCalls(record, leader: false, leaderName, at + DataAt,
                         slot.Slice(DataAt, ThreadRestore.KernelStateDataSize));
-                    childCalls[i].AddRange(credentials);
                     if (childCalls[i].Count > MostCalls) throw new InvalidOperationException("too many per-thread calls for a thread's slot");
                     Tracee.EncodeBatch(childCalls[i].Select(c => c.Call).ToList()).CopyTo(slot[TableAt..]);
                     clones.Add(new RemoteCall(Syscalls.clone3, (long)at + ArgsAt, 88, (long)at + TableAt));
@@ -223,26 +216,6 @@ public static unsafe class ProcessCreator
             foreach (var t in created) t.KillAndReap();
             throw;
         }
-    }
-
-    /// <summary>
-    /// The main thread's own ids, last of all its calls that need root (the others gave theirs up in
-    /// CreateThreads); then the dumpable flag, which each change of ids cleared.
-    /// </summary>
-    public static void GiveUpRoot(Tracee leader, ProcessImage process, MessageLog log)
-    {
-        var c = process.Process.Credentials;
-        if (!CredentialsRestore.NeedsRestore(c)) return;
-        var groups = CredentialsRestore.GroupsData(c);
-        const int GroupsAt = Tracee.BatchRoom / 2;
-        leader.WriteScratch(groups, GroupsAt);
-        var calls = CredentialsRestore.Calls(c, leader.Scratch + GroupsAt);
-        var results = leader.RunBatch(calls.Select(x => x.Call).ToList());
-        for (var i = 0; i < results.Length; i++)
-            if (results[i] < 0) throw new NativeException($"{calls[i].Name} in the main thread of process {leader.Pid}", (int)-results[i]);
-        const int PR_SET_DUMPABLE = 4;
-        leader.CheckedSyscall("prctl(PR_SET_DUMPABLE)", Syscalls.prctl, PR_SET_DUMPABLE, process.Process.Dumpable ?? 1);
-        log.Add($"process {leader.Pid} runs as uid {c.Uids[1]} gid {c.Gids[1]} again{(process.Threads.Count > 1 ? ", in every thread" : "")}");
     }
 
     private static Exception? CheckResults(byte[] image, int tableAt, List<(string Name, RemoteCall Call)> calls, string who)

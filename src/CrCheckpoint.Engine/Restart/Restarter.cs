@@ -4,6 +4,7 @@ using CrCheckpoint.Engine.Format;
 using CrCheckpoint.Engine.Image;
 using CrCheckpoint.Engine.Native;
 using CrCheckpoint.Engine.Proc;
+using CrCheckpoint.Engine.State.Credentials;
 using CrCheckpoint.Engine.State.Files;
 using CrCheckpoint.Engine.State.Limits;
 using CrCheckpoint.Engine.State.Memory;
@@ -49,7 +50,7 @@ public static class Restarter
                     ProcessCreator.WaitForFreePid(p.Pid, request.PidWait);
 
             var verifier = DataVerifier.Start(image);
-            var (pids, bytes) = TracerThread.Run(() => Rebuild(request, image, order, relocate, verifier, log));
+            var (pids, bytes) = TracerThread.RunLongLived(() => Rebuild(request, image, order, relocate, verifier, log));
             var roots = order.Where(p => !order.Any(q => q.Pid == p.Process.ParentPid)).Select(p => pids[p.Pid]);
             var restarted = roots.Select(pid => new ChildWatcher(pid)).ToList();
             log.Add($"{string.Join(", ", order.Select(p => $"{pids[p.Pid]} ({p.Name})"))} running again");
@@ -166,7 +167,9 @@ public static class Restarter
                 rebuilt[p.Pid] = new Rebuilt(p, tracee);
                 if (p.Process.SessionId == p.Pid && (parent is not null || request.RestoreSid))
                     tracee.CheckedSyscall("setsid", Syscalls.setsid);
+                ProcessControls.Restore(tracee, p.Process, log);
             }
+            files.Pids = order.ToDictionary(p => p.Pid, p => rebuilt[p.Pid].Leader.Pid);
             RestoreGroups(request, order, rebuilt, log);
 
             // 2. Each process rebuilt in place, then its threads.
@@ -183,10 +186,13 @@ public static class Restarter
                 r.Threads.AddRange(threads.Zip(p.Threads.Skip(1)));
                 PosixTimerState.Restore(r.Leader, p.Process.PosixTimers,
                     tid => r.Threads.FirstOrDefault(x => x.Record.Tid == tid).Tracee?.Tid ?? r.Leader.Tid);
-                ProcessCreator.GiveUpRoot(r.Leader, p, log);
+                CredentialsState.Restore(r.Threads, p.Process, (t, leader) => ProcessControls.AfterCredentials(p.Process, t, leader), log);
+                Scheduling.Restore(r.Leader.Pid, r.Threads);
                 if (threads.Count > 0) log.Add($"process {r.Leader.Pid}: {threads.Count} more thread(s) created");
                 if (!request.RestorePid)
                     foreach (var (t, record) in r.Threads) ThreadRestore.FixCachedThreadId(t, record);
+                // After every batch of calls: a batch ends on an int3, whose forced SIGTRAP would reset a SIGTRAP handler.
+                SignalRestore.RestoreDispositions(r.Leader, p.Process.Signals);
                 SignalRestore.RestorePending(r.Leader, p.Process.Signals.SharedPending, []);
                 foreach (var (t, record) in r.Threads) SignalRestore.RestorePending(t, [], record.PendingSignals);
             }
@@ -194,9 +200,11 @@ public static class Restarter
 
             verifier.Complete();
 
+            files.Connections.Release();
             // 3. The restart checks itself: each kind reads back what it restored before anything runs.
             foreach (var p in order.Where(p => !p.Process.Zombie))
                 CheckRestored(image, p, rebuilt[p.Pid], files);
+            files.RemoveDeleted();
 
             // 4. Zombies exit now, children before parents, so each waits for its own parent to reap it.
             foreach (var p in order.Where(p => p.Process.Zombie).Reverse())
@@ -222,8 +230,8 @@ public static class Restarter
             {
                 // The leader first, carrying the signal in its detach, so a stop is pending before anything runs.
                 var r = rebuilt[p.Pid];
-                var own = signal != 0 ? signal : p.Process.WasStopped ? Signals.SIGSTOP : 0;
-                r.Leader.Release(own == Signals.SIGKILL ? 0 : own);
+                var own = signal != 0 ? signal : StopState.SignalFor(p.Process);
+                StopState.Release(r.Leader, own == Signals.SIGKILL ? 0 : own);
                 foreach (var (t, _) in r.Threads.Skip(1)) t.Release();
                 // SIGKILL cannot wait for a detach: it is sent once the process is ours no more, so that its parent sees it.
                 if (own == Signals.SIGKILL) Interop.kill(r.Leader.Pid, Signals.SIGKILL);
@@ -265,9 +273,8 @@ public static class Restarter
         log.Add($"process {tracee.Pid}: {saved.Count} memory areas, {bytes} bytes of saved pages");
 
         FileRestore.Restore(tracee, process, files);
-        ProcessRestore.RestoreEnvironment(tracee, process.Process, relocate, log);
+        ProcessRestore.RestoreEnvironment(tracee, process.Process, relocate, files.DeletedDirectory);
         ResourceLimitRestore.Restore(tracee.Pid, process.Process.Limits, log);
-        SignalRestore.RestoreDispositions(tracee, process.Process.Signals);
         IntervalTimerRestore.Restore(tracee, process.Process.Timers);
         ProcessRestore.RestoreMembarrier(tracee, process.Process);
         return bytes;
@@ -280,6 +287,11 @@ public static class Restarter
     private static void CheckRestored(ContextImage image, ProcessImage p, Rebuilt r, OpenFileTable files)
     {
         ProcessRestore.Verify(r.Leader.Pid, p.Process);
+        FileRestore.Verify(r.Leader.Pid, p, files);
+        SocketOptionState.Verify(r.Leader.Pid, p.Files);
+        CredentialsState.Verify(r.Leader.Pid, r.Threads, p.Process);
+        ProcessControls.Verify(r.Leader.Pid, p.Process);
+        Scheduling.Verify(r.Leader.Pid, r.Threads);
         AreaFlagsState.Verify(r.Leader.Pid, p.Map);
         SharedMemoryObjects.VerifyDescriptors(r.Leader.Pid, p, image);
     }

@@ -31,6 +31,7 @@ public sealed unsafe class FrozenProcess : IDisposable
         {
             while (true)
             {
+                Tracee.CheckDeadline($"freezing the threads of process {pid} (new ones kept being born)");
                 List<int> listed;
                 try { listed = ProcTasks.ThreadIds(pid); }
                 catch (DirectoryNotFoundException) { throw new TraceeGoneException(pid, "no such process"); }
@@ -71,6 +72,9 @@ public sealed unsafe class FrozenProcess : IDisposable
     }
 
     public bool WasGroupStopped => Threads.Any(t => t.WasGroupStopped);
+
+    /// <summary>The signal of the job-control stop the process was in (the kernel's own report), or 0.</summary>
+    public int GroupStopSignal => Threads.Select(t => t.GroupStopSignal).FirstOrDefault(s => s != 0);
 
     /// <summary>
     /// Releases every thread. The leader goes first and carries <paramref name="signal"/> (its

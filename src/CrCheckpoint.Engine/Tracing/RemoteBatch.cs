@@ -134,7 +134,14 @@ public sealed unsafe partial class Tracee
                 Resume(PTRACE_CONT, 0);
                 continue;
             }
-            if (status.StopSignal == Signals.SIGTRAP && GetRegisters().Rip == end) return;
+            if (status.StopSignal == Signals.SIGTRAP && GetRegisters().Rip == end)
+            {
+                // The int3's SIGTRAP is forced: the kernel unblocked it in the thread's mask (and reset
+                // its handler, which is why dispositions are restored after the batches). Blocked again,
+                // so that a pending SIGTRAP restored later waits in its queue with its siginfo.
+                SetSignalMask(ulong.MaxValue);
+                return;
+            }
             if (status.StopSignal is Signals.SIGSTOP or Signals.SIGTSTP or Signals.SIGTTIN or Signals.SIGTTOU)
             {
                 _deferredSignals.Add(status.StopSignal);

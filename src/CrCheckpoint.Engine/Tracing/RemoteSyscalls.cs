@@ -6,9 +6,12 @@ namespace CrCheckpoint.Engine.Tracing;
 /// <summary>
 /// System calls run inside the frozen thread. Instead of poking a syscall instruction into the
 /// target (and having to put the bytes back), the thread is pointed at a `syscall` that already
-/// exists in its executable memory (the vDSO has several) and single-stepped over it: the kernel
-/// stops it again right after the call returns. All signals are blocked while this happens, so none
-/// is delivered in the middle; the original mask comes back on release.
+/// exists in its executable memory (the vDSO has several) and resumed with PTRACE_SYSCALL: it stops
+/// at the call's entry and again at its exit. Single-stepping would take one stop less, but the
+/// kernel reports a step with a forced SIGTRAP, and a forced signal that is blocked resets the
+/// program's SIGTRAP handler to SIG_DFL (sigtrap01 in CRIU's zdtm); syscall stops raise no signal.
+/// All signals are blocked while this happens, so none is delivered in the middle; the original
+/// mask comes back on release.
 /// </summary>
 public sealed unsafe partial class Tracee
 {
@@ -80,25 +83,37 @@ public sealed unsafe partial class Tracee
         regs.OrigRax = ulong.MaxValue;
         regs.Eflags &= ~0x100UL;
         SetRegisters(regs);
-        Resume(PTRACE_SINGLESTEP, 0);
+        _inSyscall = false;
+        _remoteBusy = true;
+        Resume(PTRACE_SYSCALL, 0);
     }
+
+    private bool _inSyscall;
+    /// <summary>The thread is running a remote call, with registers that are not its own.</summary>
+    private bool _remoteBusy;
+    /// <summary>A syscall-entry or -exit stop with PTRACE_O_TRACESYSGOOD (always set by <see cref="SeizeAll"/> and <see cref="SetOptions"/>).</summary>
+    private const int SyscallStop = Signals.SIGTRAP | 0x80;
 
     private long EndSyscall()
     {
         while (true)
         {
             var status = WaitForStop();
-            if (status.PtraceEvent == 0 && status.StopSignal == Signals.SIGTRAP)
+            if (status.PtraceEvent == 0 && status.StopSignal == SyscallStop)
             {
-                var after = GetRegisters();
-                if (after.Rip != _syscallAddress) return (long)after.Rax;
+                if (_inSyscall)
+                {
+                    _remoteBusy = false;
+                    return (long)GetRegisters().Rax;
+                }
+                _inSyscall = true;
             }
             else if (status.PtraceEvent == 0)
             {
                 // Only unblockable signals get here (SIGSTOP): keep it for after the release.
                 _deferredSignals.Add(status.StopSignal);
             }
-            Resume(PTRACE_SINGLESTEP, 0);
+            Resume(PTRACE_SYSCALL, 0);
         }
     }
 

@@ -33,7 +33,10 @@ public sealed unsafe partial class Tracee : IDisposable
     public ulong OriginalSignalMask => _originalSigMask;
 
     /// <summary>True when the thread was in a job-control stop (SIGSTOP, SIGTSTP...) when it was seized.</summary>
-    public bool WasGroupStopped { get; private set; }
+    public bool WasGroupStopped => GroupStopSignal != 0;
+
+    /// <summary>The signal of the job-control stop the thread was in when it was seized (SIGSTOP, SIGTSTP...), or 0.</summary>
+    public int GroupStopSignal { get; private set; }
 
     /// <summary>Attaches without stopping, then interrupts and waits until the thread is frozen.</summary>
     public static Tracee Seize(int pid, int tid, int options = 0) =>
@@ -52,7 +55,7 @@ public sealed unsafe partial class Tracee : IDisposable
         {
             foreach (var tid in tids)
             {
-                if (ptrace(PTRACE_SEIZE, tid, 0, options) == -1)
+                if (ptrace(PTRACE_SEIZE, tid, 0, options | PTRACE_O_TRACESYSGOOD) == -1)
                 {
                     var errno = ErrnoCheck.LastErrno;
                     // A thread born while its siblings were being frozen is attached to us already (TRACECLONE).
@@ -116,10 +119,9 @@ public sealed unsafe partial class Tracee : IDisposable
             if (status.PtraceEvent == PTRACE_EVENT_STOP)
             {
                 var sig = status.StopSignal;
+                // The kernel reports the signal of the group stop in effect, SIGTRAP when there is none.
                 if (sig is Signals.SIGSTOP or Signals.SIGTSTP or Signals.SIGTTIN or Signals.SIGTTOU)
-                {
-                    WasGroupStopped = true;
-                }
+                    GroupStopSignal = sig;
                 break;
             }
 
@@ -133,6 +135,21 @@ public sealed unsafe partial class Tracee : IDisposable
 
         _original = GetRegisters();
         _originalSigMask = GetSignalMask();
+    }
+
+    /// <summary>What /proc says the thread is doing, for a message about a stop that does not come.</summary>
+    private string DescribeState()
+    {
+        try
+        {
+            var state = Proc.ProcStat.Read(Pid, Tid).State;
+            var wchan = Proc.ProcText.Read($"/proc/{Pid}/task/{Tid}/wchan").Trim();
+            return $"state {state}{(wchan is "" or "0" ? "" : $", in the kernel at {wchan}")}";
+        }
+        catch (IOException)
+        {
+            return "gone from /proc";
+        }
     }
 
     private static bool IsExiting(int pid, int tid)
@@ -183,7 +200,7 @@ public sealed unsafe partial class Tracee : IDisposable
 
     public void SetOptions(int options)
     {
-        if (ptrace(PTRACE_SETOPTIONS, Tid, 0, options) == -1)
+        if (ptrace(PTRACE_SETOPTIONS, Tid, 0, options | PTRACE_O_TRACESYSGOOD) == -1)
             throw new NativeException($"ptrace(PTRACE_SETOPTIONS, {Tid})", ErrnoCheck.LastErrno);
     }
 
@@ -197,13 +214,55 @@ public sealed unsafe partial class Tracee : IDisposable
         _originalSigMask = signalMask;
     }
 
+    [ThreadStatic] private static long t_deadlineMs;
+    [ThreadStatic] private static string? t_deadlineWhat;
+
+    /// <summary>
+    /// Bounds every wait of this tracer thread (a checkpoint's -TimeoutSec): past it, a wait for a stop
+    /// throws <see cref="TimeoutException"/>. Null lifts the bound (releasing must always finish).
+    /// </summary>
+    public static void SetDeadline(TimeSpan? left, string? what = null)
+    {
+        t_deadlineMs = left is { } l ? Environment.TickCount64 + Math.Max(1, (long)l.TotalMilliseconds) : 0;
+        t_deadlineWhat = what;
+    }
+
+    /// <summary>Throws <see cref="TimeoutException"/> once the deadline of <see cref="SetDeadline"/> has passed.</summary>
+    public static void CheckDeadline(string doing)
+    {
+        if (t_deadlineMs != 0 && Environment.TickCount64 > t_deadlineMs)
+            throw new TimeoutException($"{t_deadlineWhat ?? "the operation"} timed out {doing}");
+    }
+
     /// <summary>Waits for this thread's next stop; exits and kills become <see cref="TraceeGoneException"/>.</summary>
     public WaitStatus WaitForStop()
     {
+        var polls = 0;
         while (true)
         {
             int raw;
-            var r = waitpid(Tid, &raw, __WALL);
+            var bounded = t_deadlineMs != 0;
+            var r = waitpid(Tid, &raw, __WALL | (bounded ? WNOHANG : 0));
+            if (r == 0)
+            {
+                if (t_deadlineMs != 0 && Environment.TickCount64 > t_deadlineMs && _remoteBusy)
+                {
+                    // Inside a remote call the thread runs with our registers: it is interrupted and
+                    // waited for first, so that the release can put its own back.
+                    var state = DescribeState();
+                    ptrace(PTRACE_INTERRUPT, Tid, 0, 0);
+                    t_deadlineMs = 0;
+                    try { WaitForStop(); }
+                    finally { SetDeadline(TimeSpan.Zero, t_deadlineWhat); }
+                    _remoteBusy = false;
+                    throw new TimeoutException($"{t_deadlineWhat ?? "the operation"} timed out in a system call made in thread {Tid} of process {Pid} ({state})");
+                }
+                // Still running: a stop usually comes within microseconds, so yield before sleeping.
+                CheckDeadline($"waiting for thread {Tid} of process {Pid} to stop ({DescribeState()})");
+                if (++polls < 200) Thread.Yield();
+                else Thread.Sleep(1);
+                continue;
+            }
             if (r == -1)
             {
                 var errno = ErrnoCheck.LastErrno;
@@ -352,6 +411,55 @@ public sealed unsafe partial class Tracee : IDisposable
         _deferredSignals.Clear();
     }
 
+    /// <summary>
+    /// Like <see cref="Release"/>, but leaves the process in a job-control stop by
+    /// <paramref name="signal"/>, entered while it is still traced so that the kernel itself says
+    /// which stop it is in: the signal is sent, taken with every other signal blocked, and the
+    /// resulting group stop is reported to us (PTRACE_EVENT_STOP carries its signal) before the detach,
+    /// which keeps the stop in effect. Returns the stop signal the kernel reported (SIGTRAP when it
+    /// discarded the signal, as it does for SIGTSTP, SIGTTIN and SIGTTOU in an orphaned process group).
+    /// </summary>
+    public int ReleaseStopped(int signal)
+    {
+        if (!_attached) return 0;
+        CleanUpRemoteState();
+        if (LastCalls is { } last)
+        {
+            LastCalls = null;
+            last(this);
+        }
+        SetRegisters(_original);
+        SetSignalMask(~(1UL << (signal - 1)));
+        Interop.syscall(Syscalls.tgkill, Pid, Tid, signal);
+        Resume(PTRACE_CONT, 0);
+        int reported;
+        while (true)
+        {
+            var status = WaitForStop();
+            if (status.PtraceEvent == PTRACE_EVENT_STOP)
+            {
+                reported = status.StopSignal;
+                break;
+            }
+            if (status.PtraceEvent == 0 && status.StopSignal == signal)
+            {
+                // Delivered now; should the kernel discard it, the interrupt stops the thread anyway.
+                Resume(PTRACE_CONT, signal);
+                Interrupt();
+                continue;
+            }
+            if (status.PtraceEvent == 0) _deferredSignals.Add(status.StopSignal);
+            Resume(PTRACE_CONT, 0);
+        }
+        SetSignalMask(_originalSigMask);
+        if (ptrace(PTRACE_DETACH, Tid, 0, 0) == -1 && ErrnoCheck.LastErrno != (int)Errno.ESRCH)
+            throw new NativeException($"ptrace(PTRACE_DETACH, {Tid})", ErrnoCheck.LastErrno);
+        _attached = false;
+        foreach (var sig in _deferredSignals.Where(s => s != signal)) Interop.kill(Pid, sig);
+        _deferredSignals.Clear();
+        return reported;
+    }
+
     /// <summary>Detaches after a failure, putting back what can be put back and swallowing errors.</summary>
     public void DetachQuietly()
     {
@@ -373,7 +481,9 @@ public sealed unsafe partial class Tracee : IDisposable
         var deliver = 0;
         while (true)
         {
-            Resume(PTRACE_CONT, deliver);
+            // SIGKILL takes a traced thread out of its stop at once: ESRCH then, and its exit is still to be waited for.
+            if (ptrace(PTRACE_CONT, Tid, 0, deliver) == -1 && ErrnoCheck.LastErrno != (int)Errno.ESRCH)
+                throw new NativeException($"ptrace(PTRACE_CONT, {Tid})", ErrnoCheck.LastErrno);
             var status = WaitForStop();
             deliver = status.PtraceEvent == 0 ? status.StopSignal : 0;
         }

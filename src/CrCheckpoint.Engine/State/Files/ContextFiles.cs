@@ -19,17 +19,36 @@ public sealed class ContextFiles(ContextImage image)
             : originalPath;
         using var source = new FileStream(content.Source, FileMode.Open, FileAccess.Read, FileShare.Read, 0);
         using var target = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0);
-        File.SetUnixFileMode(path, (UnixFileMode)(content.Record.Identity.Mode & 0xfff));
+        var identity = content.Record.Identity;
+        // Only the ranges that held data are written, so the holes of a sparse file stay holes.
+        var runs = content.Record.Runs ?? [[0, content.DataLength]];
         source.Seek(content.DataOffset, SeekOrigin.Begin);
         var buffer = new byte[1 << 20];
-        var left = content.DataLength;
-        while (left > 0)
+        foreach (var run in runs)
         {
-            var n = source.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
-            if (n == 0) throw new EndOfStreamException($"the context file ends inside the saved contents of {originalPath}");
-            target.Write(buffer, 0, n);
-            left -= n;
+            for (long done = 0; done < run[1];)
+            {
+                var n = source.Read(buffer, 0, (int)Math.Min(buffer.Length, run[1] - done));
+                if (n == 0) throw new EndOfStreamException($"the context file ends inside the saved contents of {originalPath}");
+                RandomAccess.Write(target.SafeFileHandle, buffer.AsSpan(0, n), run[0] + done);
+                done += n;
+            }
         }
+        target.SetLength(identity.Size);
+        GiveBackAttributes((int)target.SafeFileHandle.DangerousGetHandle(), identity, originalPath);
         return path;
+    }
+
+    /// <summary>Owner and group first (chown clears set-id bits), then the mode, then the times the writes changed.</summary>
+    private static unsafe void GiveBackAttributes(int fd, Process.FileIdentity identity, string originalPath)
+    {
+        if (identity.Owner is { } owner && identity.Group is { } group && Native.Interop.fchown(fd, owner, group) != 0)
+            throw new Native.NativeException($"giving {originalPath} back its owner {owner}:{group}", Native.ErrnoCheck.LastErrno);
+        if (Native.Interop.fchmod(fd, (int)(identity.Mode & 0xfff)) != 0)
+            throw new Native.NativeException($"giving {originalPath} back its mode", Native.ErrnoCheck.LastErrno);
+        const long UTIME_OMIT = (1L << 30) - 2;
+        var times = stackalloc long[4] { 0, UTIME_OMIT, identity.ModifiedSeconds, identity.ModifiedNanoseconds };
+        if (Native.Interop.futimens(fd, times) != 0)
+            throw new Native.NativeException($"giving {originalPath} back its modification time", Native.ErrnoCheck.LastErrno);
     }
 }

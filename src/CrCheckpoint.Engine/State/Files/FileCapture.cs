@@ -15,24 +15,33 @@ public static class FileCapture
         var descriptors = new List<FileDescriptorRecord>();
         var files = new List<FileToSave>();
         Dictionary<ulong, UnixSocketInfo>? sockets = null;
-        foreach (var d in ProcFds.Read(pid))
+        var open = ProcFds.Read(pid);
+        foreach (var d in open)
         {
             var record = Describe(pid, d);
             if (record.Kind == FileDescriptorKind.Socket)
             {
                 sockets ??= UnixSocketDiag.Dump();
-                if (sockets.TryGetValue(record.Inode, out var unix) && unix.PeerInode != 0 && unix.Name is null or "")
+                sockets.TryGetValue(record.Inode, out var unix);
+                var options = SocketOptionState.Capture(pid, d.Fd, unix);
+                if (unix is { PeerInode: not 0, Name: null or "" })
                 {
                     descriptors.Add(new FileDescriptorRecord
                     {
                         Fd = record.Fd, Kind = record.Kind, Path = record.Path, Flags = record.Flags, CloseOnExec = record.CloseOnExec,
                         Identity = record.Identity, Inode = record.Inode, SocketType = unix.Type, PeerInode = unix.PeerInode,
+                        SocketOptions = options,
                     });
+                    continue;
+                }
+                if (StandaloneUnixSocket.Is(unix))
+                {
+                    descriptors.Add(StandaloneUnixSocket.Record(record, unix!, options));
                     continue;
                 }
                 if (unix is { IsListening: true, Name: { Length: > 0 } name })
                 {
-                    descriptors.Add(Listening(pid, record, unix, name));
+                    descriptors.Add(Listening(pid, record, unix, name, options));
                     continue;
                 }
                 if (unix is null && InetSocketState.Capture(pid, d.Fd, record.Inode, connections) is { } inet)
@@ -40,7 +49,7 @@ public static class FileCapture
                     descriptors.Add(new FileDescriptorRecord
                     {
                         Fd = record.Fd, Kind = FileDescriptorKind.InetSocket, Path = record.Path, Flags = record.Flags,
-                        CloseOnExec = record.CloseOnExec, Identity = record.Identity, Inode = record.Inode, Inet = inet,
+                        CloseOnExec = record.CloseOnExec, Identity = record.Identity, Inode = record.Inode, Inet = inet, SocketOptions = options,
                     });
                     continue;
                 }
@@ -71,6 +80,7 @@ public static class FileCapture
             }
             descriptors.Add(record);
         }
+        DescriptionState.Capture(pid, descriptors, open.ToDictionary(d => d.Fd));
         return (new FileTableRecord { Pid = pid, Descriptors = descriptors }, files);
     }
 
@@ -78,7 +88,7 @@ public static class FileCapture
     /// A server's listening socket: its name, backlog and socket file come back at restart. A name
     /// relative to the directory the process bound it in is taken as relative to its current one.
     /// </summary>
-    private static unsafe FileDescriptorRecord Listening(int pid, FileDescriptorRecord record, UnixSocketInfo unix, string name)
+    private static unsafe FileDescriptorRecord Listening(int pid, FileDescriptorRecord record, UnixSocketInfo unix, string name, SocketOptionsRecord? options)
     {
         Native.Stat st = default;
         if (!name.StartsWith('@'))
@@ -93,7 +103,7 @@ public static class FileCapture
             Fd = record.Fd, Kind = FileDescriptorKind.ListeningSocket, Path = record.Path, Flags = record.Flags,
             CloseOnExec = record.CloseOnExec, Identity = record.Identity, Inode = record.Inode, SocketType = unix.Type,
             SocketName = name, ListenBacklog = (int)unix.Backlog, PendingConnections = (int)unix.ReceiveQueue,
-            SocketFileMode = st.Mode & 0xfff, SocketFileOwner = st.Uid, SocketFileGroup = st.Gid,
+            SocketFileMode = st.Mode & 0xfff, SocketFileOwner = st.Uid, SocketFileGroup = st.Gid, SocketOptions = options,
         };
     }
 
@@ -145,6 +155,7 @@ public static class FileCapture
             Path = path,
             Flags = d.Flags & ~O_CLOEXEC,
             CloseOnExec = (d.Flags & O_CLOEXEC) != 0,
+            Deleted = d.Target.StartsWith('/') && d.Target.EndsWith(" (deleted)", StringComparison.Ordinal),
             Position = d.Position,
             Identity = d.Stat is { } st ? FileIdentity.From(st) : null,
             Inode = inode,

@@ -18,6 +18,8 @@ public enum FileDescriptorKind
     ListeningSocket,
     /// <summary>A TCP or UDP socket that holds no connection (a listening TCP socket, a UDP socket): bound and listening again at restart.</summary>
     InetSocket,
+    /// <summary>A unix socket neither bound, connected nor listening (since 1.2): made anew with its options.</summary>
+    UnixSocket,
     EventFd,
     Epoll,
     TimerFd,

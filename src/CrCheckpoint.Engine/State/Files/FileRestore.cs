@@ -22,6 +22,7 @@ public static class FileRestore
         {
             if (d.Kind == FileDescriptorKind.ListeningSocket) ListeningSocketRestore.Check(d, relocate, process.Pid, sockets);
             if (d.Kind is not (FileDescriptorKind.RegularFile or FileDescriptorKind.Directory or FileDescriptorKind.Fifo)) continue;
+            if (d.Kind is FileDescriptorKind.Directory or FileDescriptorKind.Fifo && d.Deleted) continue;
             var path = relocate.Map(d.Path);
             if (!File.Exists(path) && !Directory.Exists(path))
                 throw new RestartException(RestartFailure.FileMissing,
@@ -32,20 +33,29 @@ public static class FileRestore
     public static void Restore(Tracee tracee, ProcessImage process, OpenFileTable table)
     {
         tracee.CheckedSyscall("close_range", Syscalls.close_range, 0, uint.MaxValue, 0);
-        using var bridge = new DescriptorBridge(tracee, HighestDescriptor(process));
-        foreach (var d in process.Files.Descriptors)
+        using (var bridge = new DescriptorBridge(tracee, HighestDescriptor(process)))
         {
-            var fd = bridge.Fetch(table.EngineFd(process, d));
-            if (fd == d.Fd)
+            foreach (var d in process.Files.Descriptors)
             {
-                tracee.CheckedSyscall("fcntl(F_SETFD)", Syscalls.fcntl, fd, F_SETFD, d.CloseOnExec ? FD_CLOEXEC : 0);
-                continue;
+                var fd = bridge.Fetch(table.EngineFd(process, d));
+                if (fd == d.Fd)
+                {
+                    tracee.CheckedSyscall("fcntl(F_SETFD)", Syscalls.fcntl, fd, F_SETFD, d.CloseOnExec ? FD_CLOEXEC : 0);
+                    continue;
+                }
+                tracee.CheckedSyscall("dup3", Syscalls.dup3, fd, d.Fd, d.CloseOnExec ? O_CLOEXEC : 0);
+                tracee.Syscall(Syscalls.close, fd);
             }
-            tracee.CheckedSyscall("dup3", Syscalls.dup3, fd, d.Fd, d.CloseOnExec ? O_CLOEXEC : 0);
-            tracee.Syscall(Syscalls.close, fd);
         }
         EpollState.AddWatches(tracee, process, table.FilledEpolls);
+        // After the last close in the process: closing any descriptor of a file drops the process's POSIX locks on it.
+        DescriptionState.RestoreInProcess(tracee, process.Files.Descriptors.Where(d => !table.IsReplaced(process, d)).ToList(),
+            d => OpenFileTable.IsFirstHolder(process, d));
     }
+
+    /// <summary>The restart's self-check of the descriptors of <paramref name="pid"/>.</summary>
+    public static void Verify(int pid, ProcessImage process, OpenFileTable table) =>
+        DescriptionState.Verify(pid, process.Files.Descriptors, d => table.IsReplaced(process, d));
 
     public static int HighestDescriptor(ProcessImage process) =>
         process.Files.Descriptors.Count == 0 ? 2 : Math.Max(2, process.Files.Descriptors.Max(d => d.Fd));

@@ -18,6 +18,8 @@ public sealed class FileDescriptorRecord
     /// <summary>open(2) flags as /proc/PID/fdinfo shows them (access mode, O_APPEND, O_NONBLOCK...).</summary>
     public int Flags { get; init; }
     public bool CloseOnExec { get; init; }
+    /// <summary>The path was removed while the descriptor stayed open (a directory is then made anew and removed again); since 1.2.</summary>
+    public bool Deleted { get; init; }
     public long Position { get; init; }
     public FileIdentity? Identity { get; init; }
     /// <summary>Inode number of a pipe or socket, which pairs descriptors that share one.</summary>
@@ -46,14 +48,46 @@ public sealed class FileDescriptorRecord
     public uint SocketFileGroup { get; init; }
 
     public InetSocketRecord? Inet { get; init; }
+    /// <summary>For a unix or internet socket: the options, filter and shutdown state that differ from a new socket's.</summary>
+    public SocketOptionsRecord? SocketOptions { get; init; }
     public EventFdRecord? EventFd { get; init; }
     public EpollRecord? Epoll { get; init; }
     public TimerFdRecord? Timer { get; init; }
     public SignalFdRecord? SignalFd { get; init; }
     public InotifyRecord? Inotify { get; init; }
 
+    /// <summary>Locks held through this descriptor's open file description (fdinfo "lock:" lines); since 1.2.</summary>
+    public List<FileLockRecord>? Locks { get; set; }
+    /// <summary>A lease held through it (F_GETLEASE): "read" or "write"; since 1.2.</summary>
+    public string? Lease { get; set; }
+    /// <summary>Who gets SIGIO/SIGURG for it (F_GETOWN_EX) and with which signal (F_GETSIG); since 1.2.</summary>
+    public FileOwnerRecord? Owner { get; set; }
+
     public bool Readable => (Flags & 3) is 0 or 2;
     public bool Writable => (Flags & 3) is 1 or 2;
+}
+
+/// <summary>A byte-range lock (POSIX or OFD, fcntl) or a whole-file flock(2) lock.</summary>
+public sealed class FileLockRecord
+{
+    /// <summary>"posix" (owned by the process), "ofd" (owned by the open file description) or "flock".</summary>
+    public string Kind { get; init; } = "";
+    /// <summary>"read" (shared) or "write" (exclusive).</summary>
+    public string Type { get; init; } = "";
+    public long Start { get; init; }
+    /// <summary>Bytes locked; 0 means to the end of the file, however long it grows.</summary>
+    public long Length { get; init; }
+}
+
+/// <summary>The owner of an open file description: the target of its SIGIO and SIGURG.</summary>
+public sealed class FileOwnerRecord
+{
+    /// <summary>F_OWNER_TID (0), F_OWNER_PID (1) or F_OWNER_PGRP (2).</summary>
+    public int Type { get; init; }
+    /// <summary>The thread, process or process group id, as it was at the checkpoint.</summary>
+    public int Pid { get; init; }
+    /// <summary>F_SETSIG's signal; 0 for the default SIGIO.</summary>
+    public int Signal { get; init; }
 }
 
 /// <summary>Metadata of a FileContent record; its data is the whole file.</summary>

@@ -21,4 +21,33 @@ public static unsafe class InetSocketDiag
         SockDiag.Dump(request, (message, _) => result[*(uint*)(message + 68)] = ((int)*(uint*)(message + 60), (int)*(uint*)(message + 56)));
         return result;
     }
+
+    /// <summary>
+    /// The shutdown state (1 receiving, 2 sending) of every TCP, UDP or raw socket of one family and
+    /// protocol that has one, by inode. Raw sockets are asked for as IPPROTO_RAW with their own protocol in the pad byte.
+    /// </summary>
+    public static Dictionary<ulong, int> Shutdowns(int family, int protocol, bool raw = false)
+    {
+        const ushort INET_DIAG_SHUTDOWN = 8;
+        Span<byte> request = stackalloc byte[56];
+        request.Clear();
+        request[0] = (byte)family;
+        request[1] = raw ? (byte)255 : (byte)protocol;
+        if (raw) request[3] = (byte)protocol;
+        BitConverter.TryWriteBytes(request[4..], 0xffffffffu);
+        var result = new Dictionary<ulong, int>();
+        SockDiag.Dump(request, (message, length) =>
+        {
+            // The attributes follow the 72 bytes of inet_diag_msg.
+            for (var at = 72; at + 4 <= length;)
+            {
+                var attrLength = *(ushort*)(message + at);
+                if (attrLength < 4) break;
+                if (*(ushort*)(message + at + 2) == INET_DIAG_SHUTDOWN && message[at + 4] != 0)
+                    result[*(uint*)(message + 68)] = message[at + 4];
+                at += (attrLength + 3) & ~3;
+            }
+        });
+        return result;
+    }
 }

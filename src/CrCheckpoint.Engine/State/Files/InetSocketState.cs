@@ -8,9 +8,9 @@ using static CrCheckpoint.Engine.Native.Interop;
 namespace CrCheckpoint.Engine.State.Files;
 
 /// <summary>
-/// A TCP or UDP socket (IPv4 or IPv6): a listening TCP socket, an established TCP connection, a
-/// UDP socket (bound, perhaps connected to a peer: a UDP "connection" is only a default address),
-/// or one not yet used. Addresses are "address:port" (IPv6 in brackets).
+/// A TCP, UDP or raw socket (IPv4 or IPv6): a listening TCP socket, an established TCP connection, a
+/// UDP or raw socket (bound, perhaps connected to a peer: a datagram "connection" is only a default
+/// address; a raw socket's port is its protocol), or one not yet used. Addresses are "address:port" (IPv6 in brackets).
 /// </summary>
 public sealed class InetSocketRecord
 {
@@ -32,7 +32,7 @@ public sealed class InetSocketRecord
 
 public static unsafe class InetSocketState
 {
-    private const int AF_INET = 2, AF_INET6 = 10, SOCK_STREAM = 1, SOCK_DGRAM = 2, IPPROTO_TCP = 6, IPPROTO_IPV6 = 41;
+    private const int AF_INET = 2, AF_INET6 = 10, SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_RAW = 3, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_IPV6 = 41;
     private const int SO_REUSEADDR = 2, SO_TYPE = 3, SO_REUSEPORT = 15, SO_ACCEPTCONN = 30, SO_PROTOCOL = 38, SO_DOMAIN = 39, IPV6_V6ONLY = 26;
     private const int TCP_ESTABLISHED = 1, TCP_CLOSE = 7;
 
@@ -54,7 +54,9 @@ public static unsafe class InetSocketState
             var listening = SocketOption.Get(copy, SOL_SOCKET, SO_ACCEPTCONN) == 1;
             var local = Name(copy, peer: false);
             var peer = Name(copy, peer: true);
-            var (state, queued) = ProcNet(pid, family, protocol, inode);
+            if (type is not (SOCK_STREAM or SOCK_DGRAM or SOCK_RAW) || (type != SOCK_RAW && protocol is not (IPPROTO_TCP or IPPROTO_UDP)))
+                throw new UnsupportedStateException(pid, $"descriptor {fd} is an internet socket of a kind this version cannot checkpoint (type {type}, protocol {protocol})");
+            var (state, queued) = ProcNet(pid, family, type == SOCK_RAW ? "raw" : protocol == IPPROTO_TCP ? "tcp" : "udp", inode);
             var backlog = 0;
             if (listening && InetSocketDiag.Listeners(family).TryGetValue(inode, out var listener))
                 (backlog, queued) = listener;
@@ -73,8 +75,9 @@ public static unsafe class InetSocketState
             else if (type == SOCK_STREAM && !listening && state != TCP_CLOSE)
                 throw new UnsupportedStateException(pid,
                     $"descriptor {fd} is a TCP connection{(peer is null ? "" : $" with {peer}")} that is opening or closing (state {state}); this version checkpoints established connections only");
-            if (type is not (SOCK_STREAM or SOCK_DGRAM))
-                throw new UnsupportedStateException(pid, $"descriptor {fd} is a raw or other internet socket (type {type}); this version cannot checkpoint it");
+            if (type != SOCK_STREAM && queued > 0)
+                throw new UnsupportedStateException(pid,
+                    $"descriptor {fd} is a {(type == SOCK_RAW ? "raw" : "UDP")} socket{(local is null ? "" : $" on {local}")} with datagrams waiting to be read; this version cannot carry them over (read them first, or checkpoint again)");
             return new InetSocketRecord
             {
                 Family = family, Type = type, Protocol = protocol, Local = local,
@@ -91,9 +94,9 @@ public static unsafe class InetSocketState
     }
 
     /// <summary>State and receive queue (bytes; for a listener, connections waiting) from /proc/PID/net.</summary>
-    private static (int State, int Queued) ProcNet(int pid, int family, int protocol, ulong inode)
+    private static (int State, int Queued) ProcNet(int pid, int family, string kind, ulong inode)
     {
-        var table = (protocol == IPPROTO_TCP ? "tcp" : "udp") + (family == AF_INET6 ? "6" : "");
+        var table = kind + (family == AF_INET6 ? "6" : "");
         foreach (var line in File.ReadLines($"/proc/{pid}/net/{table}").Skip(1))
         {
             var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
@@ -120,19 +123,28 @@ public static unsafe class InetSocketState
     }
 
     /// <summary>A new socket with the saved options, bound to the saved address and listening (or connected) again.</summary>
-    public static SafeFileHandle Create(InetSocketRecord s, int openFlags, int forFd, MessageLog log)
+    /// <param name="connections">Where a rebuilt TCP connection waits in repair mode for the others.</param>
+    public static SafeFileHandle Create(InetSocketRecord s, int openFlags, int forFd, MessageLog log, SocketOptionsRecord? options = null,
+        RestoredConnections? connections = null)
     {
         var fd = (int)ErrnoCheck.Check(socket(s.Family, s.Type | SOCK_CLOEXEC | (openFlags & O_NONBLOCK), s.Protocol), "socket");
         var handle = new SafeFileHandle(fd, ownsHandle: true);
         try
         {
+            SocketOptionState.Apply(fd, options, forFd, beforeBind: true);
             if (s.Tcp is { } tcp && s.Local is { } ends && s.Peer is { } other
                 && Address(s.Family, ends) is { } near && Address(s.Family, other) is { } far)
             {
                 TcpConnectionState.Restore(fd, tcp, near, far, $"the TCP connection {ends} - {other} (descriptor {forFd})");
+                // After the connection is up again: keepalive, for one, only starts its timer on a connected socket.
+                SocketOptionState.Apply(fd, options, forFd, beforeBind: false);
+                var held = connections ?? new RestoredConnections();
+                held.Add(fd, options, forFd);
+                if (connections is null) held.Release();
                 log.Add($"TCP connection {ends} - {other} going on ({tcp.ReceiveQueue.Length} bytes to read, {tcp.SendQueue.Length} unacknowledged)");
                 return handle;
             }
+            SocketOptionState.Apply(fd, options, forFd, beforeBind: false);
             if (s.ReuseAddress) SetOption(fd, SOL_SOCKET, SO_REUSEADDR);
             if (s.ReusePort) SetOption(fd, SOL_SOCKET, SO_REUSEPORT);
             if (s.V6Only) SetOption(fd, IPPROTO_IPV6, IPV6_V6ONLY);
@@ -162,6 +174,7 @@ public static unsafe class InetSocketState
                 fixed (byte* a = to)
                     ErrnoCheck.Check(connect(fd, a, to.Length), $"connect to {peer}");
             }
+            SocketOptionState.Shutdown(fd, options, forFd);
             return handle;
         }
         catch

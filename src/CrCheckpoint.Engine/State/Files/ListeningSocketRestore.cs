@@ -38,6 +38,8 @@ public static class ListeningSocketRestore
         var handle = new SafeFileHandle(fd, ownsHandle: true);
         try
         {
+            SocketOptionState.Apply(fd, d.SocketOptions, d.Fd, beforeBind: true);
+            SocketOptionState.Apply(fd, d.SocketOptions, d.Fd, beforeBind: false);
             // Checked before anything was built: a socket file still here is the one the checkpointed process left.
             if (!name.StartsWith('@') && SocketFileInode(name) is not null) unlinkat(AT_FDCWD, name, 0);
             fixed (byte* a = address)
@@ -58,6 +60,7 @@ public static class ListeningSocketRestore
                     fchownat(AT_FDCWD, name, d.SocketFileOwner, d.SocketFileGroup, AT_SYMLINK_NOFOLLOW);
             }
             ErrnoCheck.Check(listen(fd, d.ListenBacklog), $"listen on {name}");
+            SocketOptionState.Shutdown(fd, d.SocketOptions, d.Fd);
             log.Add($"listening again on {name} (backlog {d.ListenBacklog})");
             if (d.PendingConnections > 0)
                 log.Add($"{d.PendingConnections} connection(s) waiting to be accepted on {name} at the checkpoint are not carried over");

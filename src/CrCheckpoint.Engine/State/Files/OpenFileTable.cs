@@ -20,11 +20,13 @@ public sealed record StandardStreams(string? Input, string? Output, string? Erro
 /// </summary>
 public sealed class OpenFileTable : IDisposable
 {
-    private const int OpenFlagsToDrop = O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC;
-    private const int F_SETFL = 4;
+    // O_TMPFILE (which holds O_DIRECTORY) made the file; reopening it is a plain open.
+    private const int OpenFlagsToDrop = O_CREAT | O_TRUNC | O_EXCL | O_NOCTTY | O_CLOEXEC | O_TMPFILE;
     private readonly Dictionary<string, SafeFileHandle> _descriptions = new();
     private readonly Dictionary<(ulong Inode, bool ReadEnd), SafeFileHandle> _pipes = new();
     private readonly Dictionary<ulong, SafeFileHandle> _fifos = new();
+    private readonly Dictionary<string, SafeFileHandle> _unlinked = new();
+    private readonly Dictionary<string, string> _deleted = new();
     private readonly Dictionary<ulong, SafeFileHandle> _sockets = new();
     private readonly ContextImage _image;
     private readonly PathRelocator _relocate;
@@ -32,6 +34,10 @@ public sealed class OpenFileTable : IDisposable
     private readonly SharedMemoryObjects _shared;
     private readonly MessageLog _log;
     private readonly HashSet<(ulong, bool)> _pipeEnds;
+    private readonly Dictionary<string, int> _engineFds = new();
+    private readonly HashSet<(ulong, bool)> _pipeClaimed = [];
+    private readonly HashSet<string> _replaced = [];
+    private readonly HashSet<int> _threadIds;
 
     public OpenFileTable(ContextImage image, PathRelocator relocate, StandardStreams streams, SharedMemoryObjects shared, MessageLog log)
     {
@@ -44,27 +50,63 @@ public sealed class OpenFileTable : IDisposable
             .Where(d => d.Kind == FileDescriptorKind.Pipe)
             .SelectMany(d => new[] { (d.Inode, true), (d.Inode, false) }.Where(e => e.Item2 ? d.Readable : d.Writable))
             .ToHashSet();
+        _threadIds = image.Processes.SelectMany(p => p.Process.ThreadIds).ToHashSet();
     }
+
+    /// <summary>The TCP connections rebuilt so far, in repair mode until all are.</summary>
+    public RestoredConnections Connections { get; } = new();
 
     /// <summary>The epolls whose watches were added already (by the first process that holds each).</summary>
     public HashSet<string> FilledEpolls { get; } = [];
 
+    /// <summary>Old pid to new pid of every process of the checkpoint, once they are all created: owners of descriptions are mapped through it.</summary>
+    public IReadOnlyDictionary<int, int> Pids { get; set; } = new Dictionary<int, int>();
+
     /// <summary>The engine descriptor that descriptor <paramref name="d"/> of <paramref name="process"/> must become.</summary>
     public int EngineFd(ProcessImage process, FileDescriptorRecord d)
     {
+        var key = Key(process, d);
+        if (_engineFds.TryGetValue(key, out var known)) return known;
+        var fd = Create(process, d);
+        _engineFds[key] = fd;
+        // Once per description, whichever process and descriptor comes first: they all share it.
+        if (!_replaced.Contains(key)) DescriptionState.Apply(fd, d, OwnerPid);
+        return fd;
+    }
+
+    /// <summary>Whether the descriptor now points somewhere else than it did (a pipe whose other end is gone, a redirected stream).</summary>
+    public bool IsReplaced(ProcessImage process, FileDescriptorRecord d) => _replaced.Contains(Key(process, d));
+
+    /// <summary>Whether the descriptor is the one its description was first seen through at the checkpoint.</summary>
+    public static bool IsFirstHolder(ProcessImage process, FileDescriptorRecord d) =>
+        d.Description is null || d.Description == $"{process.Pid}:{d.Fd}";
+
+    private static string Key(ProcessImage process, FileDescriptorRecord d) => d.Description ?? $"{process.Pid}:{d.Fd}";
+
+    private int OwnerPid(FileOwnerRecord owner)
+    {
+        const int F_OWNER_TID = 0, F_OWNER_PGRP = 2;
+        if (Pids.TryGetValue(owner.Pid, out var now)) return now;
+        // A thread keeps its id only when the processes keep theirs.
+        if (owner.Type == F_OWNER_TID && Pids.All(p => p.Key == p.Value) && _threadIds.Contains(owner.Pid)) return owner.Pid;
+        throw new RestartException(RestartFailure.Unsupported,
+            $"a descriptor sends its signals (F_SETOWN) to {(owner.Type == F_OWNER_PGRP ? "process group" : owner.Type == F_OWNER_TID ? "thread" : "process")} {owner.Pid}, " +
+            "which is not part of the checkpoint; the restart cannot point it at the same target.");
+    }
+
+    private int Create(ProcessImage process, FileDescriptorRecord d)
+    {
         if (d.Kind == FileDescriptorKind.Pipe && _pipeEnds.Contains((d.Inode, true)) && _pipeEnds.Contains((d.Inode, false)))
-            return Pipe(d.Inode, d.Readable && !d.Writable, d.Flags);
+            return Pipe(d.Inode, d.Readable && !d.Writable, Key(process, d));
         if (d.Kind == FileDescriptorKind.Socket)
             return Socket(d);
         if (d.Kind == FileDescriptorKind.ListeningSocket)
         {
             if (!_sockets.TryGetValue(d.Inode, out var listener))
                 _sockets[d.Inode] = listener = ListeningSocketRestore.Listen(d, _relocate, _log);
-            fcntl((int)listener.DangerousGetHandle(), F_SETFL, d.Flags & O_NONBLOCK);
             return (int)listener.DangerousGetHandle();
         }
-
-        var key = d.Description ?? $"{process.Pid}:{d.Fd}";
+        var key = Key(process, d);
         if (!_descriptions.TryGetValue(key, out var handle))
             _descriptions[key] = handle = Open(process, d);
         return (int)handle.DangerousGetHandle();
@@ -74,16 +116,26 @@ public sealed class OpenFileTable : IDisposable
     {
         switch (d.Kind)
         {
+            case FileDescriptorKind.Directory when d.Deleted:
+                return OpenPath(DeletedDirectory(d.Path), d.Flags | O_DIRECTORY, d.Fd);
             case FileDescriptorKind.RegularFile or FileDescriptorKind.Directory or FileDescriptorKind.Device:
                 return Seek(OpenPath(_relocate.Map(d.Path), d.Flags | (d.Kind == FileDescriptorKind.Directory ? O_DIRECTORY : 0), d.Fd), d);
             case FileDescriptorKind.Fifo:
-                return OpenFifo(d, _relocate.Map(d.Path));
+                return OpenFifo(d, d.Deleted ? MakeDeleted(d.Path, d) : _relocate.Map(d.Path));
             case FileDescriptorKind.UnlinkedFile when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):
                 return Seek(OpenPath($"/proc/self/fd/{_shared.EngineFd(d.SavedFileKey)}", d.Flags, d.Fd), d);
             case FileDescriptorKind.UnlinkedFile:
             {
+                // One file for every description of it (descriptions opened through several links, since removed).
+                if (_unlinked.TryGetValue(d.SavedFileKey!, out var first))
+                    return Seek(OpenPath($"/proc/self/fd/{(int)first.DangerousGetHandle()}", d.Flags, d.Fd), d);
                 var path = new ContextFiles(_image).Recreate(d.SavedFileKey!, d.Path);
-                try { return Seek(OpenPath(path, d.Flags, d.Fd), d); }
+                try
+                {
+                    var opened = Seek(OpenPath(path, d.Flags, d.Fd), d);
+                    _unlinked[d.SavedFileKey!] = opened;
+                    return opened;
+                }
                 finally { File.Delete(path); }
             }
             case FileDescriptorKind.Memfd when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):
@@ -102,7 +154,9 @@ public sealed class OpenFileTable : IDisposable
                 return Seek(OpenPath($"/proc/self/fd/{engineFd}", d.Flags, d.Fd), d);
             }
             case FileDescriptorKind.InetSocket when d.Inet is not null:
-                return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log);
+                return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log, d.SocketOptions, Connections);
+            case FileDescriptorKind.UnixSocket:
+                return StandaloneUnixSocket.Create(d);
             case FileDescriptorKind.EventFd when d.EventFd is not null:
                 return EventFdState.Create(d.EventFd, d.Flags);
             case FileDescriptorKind.TimerFd when d.Timer is not null:
@@ -118,6 +172,42 @@ public sealed class OpenFileTable : IDisposable
             default:
                 return Substitute(process, d);
         }
+    }
+
+    /// <summary>
+    /// A directory or FIFO that was removed while still open, or some process's working directory:
+    /// made anew (at its old path when that is free) and removed again by <see cref="RemoveDeleted"/>
+    /// before the processes run, so that they hold a removed one again.
+    /// </summary>
+    public string DeletedDirectory(string path) => MakeDeleted(path, null);
+
+    private string MakeDeleted(string path, FileDescriptorRecord? fifo)
+    {
+        if (_deleted.TryGetValue(path, out var made)) return made;
+        var parent = Path.GetDirectoryName(path);
+        made = !Path.Exists(path) && Directory.Exists(parent) ? path
+            : Path.Combine(Directory.Exists(parent) ? parent : Path.GetTempPath(), $".crrestart.{Environment.ProcessId}.{Random.Shared.Next():x8}");
+        if (fifo is null)
+            Directory.CreateDirectory(made, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        else
+        {
+            ErrnoCheck.Check(mkfifo(made, 0x180), $"mkfifo {made}");
+            if (fifo.Identity is { } id)
+            {
+                if (id.Owner is { } owner && id.Group is { } group) ErrnoCheck.Check(fchownat(AT_FDCWD, made, owner, group, 0), $"chown {made}");
+                ErrnoCheck.Check(fchmodat(AT_FDCWD, made, (int)(id.Mode & 0xfff), 0), $"chmod {made}");
+            }
+        }
+        _deleted[path] = made;
+        return made;
+    }
+
+    public void RemoveDeleted()
+    {
+        foreach (var made in _deleted.Values)
+            if (Directory.Exists(made)) Directory.Delete(made);
+            else File.Delete(made);
+        _deleted.Clear();
     }
 
     private static SafeFileHandle OpenPath(string path, int flags, int forFd)
@@ -152,19 +242,23 @@ public sealed class OpenFileTable : IDisposable
             if (saved is not null && saved.DataLength > 0)
             {
                 var data = ReadSaved(saved.Source, saved.DataOffset, saved.DataLength);
-                fcntl((int)keepAlive.DangerousGetHandle(), F_SETPIPE_SZ, saved.Record.Capacity);
+                SetPipeSize((int)keepAlive.DangerousGetHandle(), saved.Record.Capacity, $"the FIFO {path}");
                 fixed (byte* p = data)
                     if (write((int)keepAlive.DangerousGetHandle(), p, (nuint)data.Length) != data.Length)
                         throw new NativeException($"refilling the FIFO {path}", ErrnoCheck.LastErrno);
                 _log.Add($"FIFO {path} refilled with {data.Length} bytes in flight");
             }
         }
-        var handle = OpenPath(path, d.Flags | O_NONBLOCK, d.Fd);
-        fcntl((int)handle.DangerousGetHandle(), F_SETFL, d.Flags & ~OpenFlagsToDrop & ~O_ACCMODE);
-        return handle;
+        // Non-blocking to open (a FIFO's open waits for the other side); its own flags come back with its description.
+        return OpenPath(path, d.Flags | O_NONBLOCK, d.Fd);
     }
 
-    private unsafe int Pipe(ulong inode, bool readEnd, int flags)
+    /// <summary>
+    /// A pipe between processes of the checkpoint, made once and refilled with its bytes in flight.
+    /// The first description of each end is pipe2's; another description of the same end (one
+    /// opened again through /proc/PID/fd, with flags of its own) is opened anew the same way.
+    /// </summary>
+    private unsafe int Pipe(ulong inode, bool readEnd, string key)
     {
         if (!_pipes.ContainsKey((inode, true)))
         {
@@ -175,7 +269,7 @@ public sealed class OpenFileTable : IDisposable
             var saved = _image.Pipes.FirstOrDefault(p => p.Record.Inode == inode);
             if (saved is not null)
             {
-                fcntl(fds[1], F_SETPIPE_SZ, saved.Record.Capacity);
+                SetPipeSize(fds[1], saved.Record.Capacity, $"pipe:[{inode}]");
                 var data = ReadSaved(saved.Source, saved.DataOffset, saved.DataLength);
                 fixed (byte* p = data)
                 {
@@ -188,13 +282,26 @@ public sealed class OpenFileTable : IDisposable
                 }
                 if (data.Length > 0) _log.Add($"pipe:[{inode}] refilled with {data.Length} bytes in flight");
             }
-            // Blocking or not is a property of each end (its open file description), as it was saved.
+            // Blocking or not is a property of each description, given back with it.
             fcntl(fds[0], F_SETFL, 0);
             fcntl(fds[1], F_SETFL, 0);
         }
-        var handle = _pipes[(inode, readEnd)];
-        fcntl((int)handle.DangerousGetHandle(), F_SETFL, flags & O_NONBLOCK);
-        return (int)handle.DangerousGetHandle();
+        var end = _pipes[(inode, readEnd)];
+        if (_pipeClaimed.Add((inode, readEnd))) return (int)end.DangerousGetHandle();
+        var again = OpenPath($"/proc/self/fd/{(int)end.DangerousGetHandle()}", (readEnd ? O_RDONLY : O_WRONLY) | O_NONBLOCK, -1);
+        _descriptions[key] = again;
+        return (int)again.DangerousGetHandle();
+    }
+
+    /// <summary>F_SETPIPE_SZ can give less than asked (pipe-max-size, a user's pipe quota): the saved bytes would then not fit.</summary>
+    private static void SetPipeSize(int fd, int capacity, string what)
+    {
+        var got = fcntl(fd, F_SETPIPE_SZ, capacity);
+        if (got < 0)
+            throw new RestartException(RestartFailure.Failed,
+                $"cannot give {what} its capacity of {capacity} bytes again: {Marshal.GetPInvokeErrorMessage(ErrnoCheck.LastErrno)} (see /proc/sys/fs/pipe-max-size).");
+        if (got != capacity)
+            throw new RestartException(RestartFailure.Mismatch, $"{what} got a capacity of {got} bytes instead of {capacity}.");
     }
 
     /// <summary>
@@ -213,10 +320,9 @@ public sealed class OpenFileTable : IDisposable
             _sockets[d.PeerInode] = peer;
             Refill(d.Inode, peer);
             Refill(d.PeerInode, mine);
+            SocketOptionState.ApplyPair(_image, d, fds[0], fds[1]);
         }
-        var handle = _sockets[d.Inode];
-        fcntl((int)handle.DangerousGetHandle(), F_SETFL, d.Flags & O_NONBLOCK);
-        return (int)handle.DangerousGetHandle();
+        return (int)_sockets[d.Inode].DangerousGetHandle();
     }
 
     private unsafe void Refill(ulong inode, SafeFileHandle sender)
@@ -251,6 +357,7 @@ public sealed class OpenFileTable : IDisposable
     /// <summary>A pipe whose other end is gone, or a terminal that no longer exists.</summary>
     private SafeFileHandle Substitute(ProcessImage process, FileDescriptorRecord d)
     {
+        _replaced.Add(Key(process, d));
         var (path, callerFd) = d.Fd switch
         {
             0 => (_streams.Input, 0),
@@ -273,6 +380,7 @@ public sealed class OpenFileTable : IDisposable
 
     public void Dispose()
     {
+        try { RemoveDeleted(); } catch (IOException) { }
         foreach (var h in _descriptions.Values.Concat(_pipes.Values).Concat(_fifos.Values).Concat(_sockets.Values)) h.Dispose();
         _sockets.Clear();
         _descriptions.Clear();

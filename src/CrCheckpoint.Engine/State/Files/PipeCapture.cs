@@ -10,6 +10,8 @@ namespace CrCheckpoint.Engine.State.Files;
 /// </summary>
 public static unsafe class PipeCapture
 {
+    private const long FIONREAD = 0x541B;
+
     public static (PipeDataRecord Meta, byte[] Data) Capture(int pid, int readFd, ulong inode)
     {
         int local = -1;
@@ -19,10 +21,16 @@ public static unsafe class PipeCapture
             local = ForeignDescriptor.Copy(pid, readFd);
             var capacity = ErrnoCheck.Check(fcntl(local, F_GETPIPE_SZ, 0), "F_GETPIPE_SZ");
             ErrnoCheck.Check(pipe2(scratch, O_NONBLOCK | O_CLOEXEC), "pipe2");
-            fcntl(scratch[1], F_SETPIPE_SZ, capacity);
+            // The scratch pipe must hold all that is in flight, or tee() copies part of it and the rest is lost.
+            if (fcntl(scratch[1], F_SETPIPE_SZ, capacity) < capacity)
+                throw new NativeException($"F_SETPIPE_SZ({capacity}) for the copy of pipe:[{inode}]", ErrnoCheck.LastErrno);
+            int inFlight;
+            ErrnoCheck.Check(ioctl(local, FIONREAD, &inFlight), $"FIONREAD of pipe:[{inode}]");
             var n = tee(local, scratch[1], (nuint)capacity, SPLICE_F_NONBLOCK);
             if (n < 0 && ErrnoCheck.LastErrno != (int)Errno.EAGAIN)
                 throw new NativeException($"tee of pipe:[{inode}]", ErrnoCheck.LastErrno);
+            if (Math.Max(0, n) != inFlight)
+                throw new NativeException($"tee of pipe:[{inode}] copied {Math.Max(0, n)} of its {inFlight} bytes in flight", (int)Errno.EIO);
             var data = new byte[Math.Max(0, (int)n)];
             fixed (byte* p = data)
             {

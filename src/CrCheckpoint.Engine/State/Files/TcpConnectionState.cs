@@ -61,6 +61,32 @@ public sealed class TcpRepairHold : IDisposable
     public void Dispose() => Resume();
 }
 
+/// <summary>
+/// The connections a restart rebuilt, kept in repair mode until every socket of the restart exists:
+/// leaving repair mode sends a window probe, and a probe to a peer of the same checkpoint that is not
+/// rebuilt yet meets no socket and draws a reset. If the restart fails first they close silently.
+/// </summary>
+public sealed class RestoredConnections
+{
+    private readonly List<(int Socket, SocketOptionsRecord? Options, int ForFd)> _held = [];
+
+    public void Add(int socket, SocketOptionsRecord? options, int forFd) => _held.Add((socket, options, forFd));
+
+    public void Release()
+    {
+        foreach (var (socket, options, forFd) in _held)
+        {
+            if (!TcpConnectionState.SetRepair(socket, false))
+                throw new RestartException(RestartFailure.Failed,
+                    $"descriptor {forFd}: the TCP connection cannot leave repair mode: {Marshal.GetPInvokeErrorMessage(ErrnoCheck.LastErrno)}.");
+            // Leaving repair mode clears SO_REUSEADDR; shutting down waits for the connection to be live.
+            SocketOptionState.Apply(socket, options, forFd, beforeBind: true);
+            SocketOptionState.Shutdown(socket, options, forFd);
+        }
+        _held.Clear();
+    }
+}
+
 public static unsafe class TcpConnectionState
 {
     private const int IPPROTO_TCP = 6, SOL_SOCKET = 1, SO_KEEPALIVE = 9;
@@ -144,7 +170,7 @@ public static unsafe class TcpConnectionState
     /// <summary>
     /// Rebuilds the connection in repair mode, where connect() sends nothing and only sets the
     /// state: sequence numbers, addresses, options, the queued bytes, the window and the timestamp
-    /// clock, then leaves repair mode. The peer sees the same connection go on.
+    /// clock. It stays in repair mode until <see cref="RestoredConnections.Release"/>. The peer sees the same connection go on.
     /// </summary>
     public static void Restore(int socket, TcpConnectionRecord t, byte[] local, byte[] peer, string describe)
     {
@@ -175,7 +201,6 @@ public static unsafe class TcpConnectionState
         var one = 1;
         if (t.NoDelay) setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(int));
         if (t.KeepAlive) setsockopt(socket, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(int));
-        SetRepair(socket, false);
     }
 
     private static void SetSequence(int socket, int queue, uint sequence, string describe)

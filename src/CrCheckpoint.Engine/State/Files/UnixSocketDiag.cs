@@ -6,8 +6,9 @@ namespace CrCheckpoint.Engine.State.Files;
 /// One unix socket as the kernel's sock_diag reports it. For a listening socket the receive queue
 /// counts the connections waiting to be accepted and <paramref name="Backlog"/> is listen()'s backlog.
 /// A name in the abstract namespace starts with '@'; a socket bound to a path has the inode of its socket file.
+/// <paramref name="Shutdown"/> is the directions shut down (1 receiving, 2 sending).
 /// </summary>
-public sealed record UnixSocketInfo(ulong Inode, int Type, int State, ulong PeerInode, uint ReceiveQueue, uint Backlog, string? Name, uint FileInode)
+public sealed record UnixSocketInfo(ulong Inode, int Type, int State, ulong PeerInode, uint ReceiveQueue, uint Backlog, string? Name, uint FileInode, int Shutdown = 0)
 {
     public const int Listening = 10; // TCP_LISTEN, which unix sockets use too
 
@@ -22,7 +23,7 @@ public static unsafe class UnixSocketDiag
 {
     private const byte AF_UNIX = 1;
     private const uint UDIAG_SHOW_NAME = 1, UDIAG_SHOW_VFS = 2, UDIAG_SHOW_PEER = 4, UDIAG_SHOW_RQLEN = 0x10;
-    private const ushort UNIX_DIAG_NAME = 0, UNIX_DIAG_VFS = 1, UNIX_DIAG_PEER = 2, UNIX_DIAG_RQLEN = 4;
+    private const ushort UNIX_DIAG_NAME = 0, UNIX_DIAG_VFS = 1, UNIX_DIAG_PEER = 2, UNIX_DIAG_RQLEN = 4, UNIX_DIAG_SHUTDOWN = 6;
 
     public static Dictionary<ulong, UnixSocketInfo> Dump()
     {
@@ -44,6 +45,7 @@ public static unsafe class UnixSocketDiag
         var inode = *(uint*)(message + 4);
         ulong peer = 0;
         uint rqueue = 0, wqueue = 0, fileInode = 0;
+        var shutdown = 0;
         string? name = null;
         for (var at = 16; at + 4 <= length;)
         {
@@ -55,6 +57,7 @@ public static unsafe class UnixSocketDiag
             {
                 case UNIX_DIAG_PEER: peer = *(uint*)payload; break;
                 case UNIX_DIAG_VFS: fileInode = *(uint*)payload; break;
+                case UNIX_DIAG_SHUTDOWN: shutdown = *payload; break;
                 case UNIX_DIAG_RQLEN:
                     rqueue = *(uint*)payload;
                     wqueue = *(uint*)(payload + 4);
@@ -66,6 +69,6 @@ public static unsafe class UnixSocketDiag
             }
             at += (attrLength + 3) & ~3;
         }
-        into[inode] = new UnixSocketInfo(inode, type, state, peer, rqueue, wqueue, name, fileInode);
+        into[inode] = new UnixSocketInfo(inode, type, state, peer, rqueue, wqueue, name, fileInode, shutdown);
     }
 }

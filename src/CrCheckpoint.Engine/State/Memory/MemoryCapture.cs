@@ -23,8 +23,8 @@ public sealed record AreaPlan(MemoryArea Area, MemoryAreaRecord Record, List<Pag
 /// <summary>A whole file that must travel in the context (unlinked, or asked for by --save-*).</summary>
 public sealed record FileToSave(string Key, string Path, string SourcePath, FileIdentity Identity, string Reason)
 {
-    /// <summary>Save only the ranges that hold data (shared memory objects are often huge and sparse).</summary>
-    public bool Sparse => Reason == "shmem";
+    /// <summary>Save only the ranges that hold data (shared memory objects and unlinked files are often huge and sparse), and give the holes back.</summary>
+    public bool Sparse => Reason is "shmem" or "unlinked";
 }
 
 /// <summary>Plans the memory part of a checkpoint: the map, the pages, the files that must go with it.</summary>

@@ -22,6 +22,8 @@ public sealed class ProcessRecord
     /// <summary>The state letter of /proc/PID/stat when the checkpoint began (R, S, T...).</summary>
     public string StateAtCheckpoint { get; init; } = "";
     public bool WasStopped { get; init; }
+    /// <summary>The signal of the job-control stop the process was in (19 SIGSTOP, 20 SIGTSTP...); null when not stopped, or in files before 1.2.</summary>
+    public int? StopSignal { get; init; }
     public string WorkingDirectory { get; init; } = "";
     public string Root { get; init; } = "/";
     public int Umask { get; init; }
@@ -38,6 +40,8 @@ public sealed class ProcessRecord
     public List<Timers.PosixTimerRecord> PosixTimers { get; init; } = [];
     /// <summary>prctl(PR_GET_DUMPABLE): giving the ids back at restart clears it, so it is set again after. Absent in files before 1.1.</summary>
     public int? Dumpable { get; init; }
+    /// <summary>oom_score_adj, loginuid, PR_SET_THP_DISABLE, PR_SET_CHILD_SUBREAPER; since 1.2 (absent: left as the restart makes them).</summary>
+    public ProcessControlsRecord? Controls { get; init; }
     /// <summary>The process had exited and waited for its parent to reap it; only its exit status is kept.</summary>
     public bool Zombie { get; init; }
     /// <summary>A zombie's wait status (exit code in bits 8-15, or the killing signal in bits 0-6).</summary>
@@ -53,11 +57,14 @@ public sealed class FileIdentity
     public long ModifiedSeconds { get; init; }
     public long ModifiedNanoseconds { get; init; }
     public uint Mode { get; init; }
+    /// <summary>Owner and group; since 1.2 (a file the restart makes anew gets them back).</summary>
+    public uint? Owner { get; init; }
+    public uint? Group { get; init; }
 
     public static FileIdentity From(in Native.Stat st) => new()
     {
         Device = st.Dev, Inode = st.Ino, Size = st.Size, ModifiedSeconds = st.MtimeSec,
-        ModifiedNanoseconds = st.MtimeNsec, Mode = st.Mode,
+        ModifiedNanoseconds = st.MtimeNsec, Mode = st.Mode, Owner = st.Uid, Group = st.Gid,
     };
 
     public bool SameContentAs(FileIdentity other) =>

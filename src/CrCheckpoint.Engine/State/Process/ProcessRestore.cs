@@ -43,7 +43,7 @@ public static class ProcessRestore
                 $"prctl(PR_SET_MM_MAP) failed in the restarted process: {Marshal.GetPInvokeErrorMessage((int)-r)}. Restarting needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN).");
     }
 
-    public static void RestoreEnvironment(Tracee tracee, ProcessRecord process, PathRelocator relocate, MessageLog log)
+    public static void RestoreEnvironment(Tracee tracee, ProcessRecord process, PathRelocator relocate, Func<string, string> deletedDirectory)
     {
         var name = System.Text.Encoding.UTF8.GetBytes(process.Name);
         var buffer = new byte[16];
@@ -51,17 +51,24 @@ public static class ProcessRestore
         tracee.WriteScratch(buffer);
         tracee.CheckedSyscall("prctl(PR_SET_NAME)", Syscalls.prctl, PR_SET_NAME, (long)tracee.Scratch);
 
-        if (process.Root != "/")
-        {
-            var root = relocate.Map(process.Root);
-            var rr = tracee.Syscall(Syscalls.chroot, tracee.ScratchString(root));
-            if (rr < 0) log.Add($"could not change the root directory to {root}: {Marshal.GetPInvokeErrorMessage((int)-rr)}");
-        }
-        var cwd = relocate.Map(process.WorkingDirectory);
+        // The working directory first, by its path from the engine's root, then the root: a chrooted
+        // process's working directory is inside its root, where that path would no longer lead.
+        const string Deleted = " (deleted)";
+        var cwd = process.WorkingDirectory.EndsWith(Deleted, StringComparison.Ordinal)
+            ? deletedDirectory(process.WorkingDirectory[..^Deleted.Length])
+            : relocate.Map(process.WorkingDirectory);
         var r = tracee.Syscall(Syscalls.chdir, tracee.ScratchString(cwd));
         if (r < 0)
             throw new RestartException(RestartFailure.FileMissing,
                 $"the working directory {cwd} of process {process.Pid} ({process.Name}) does not exist. Create it or use -Relocate.", cwd);
+        if (process.Root != "/")
+        {
+            var root = relocate.Map(process.Root);
+            var rr = tracee.Syscall(Syscalls.chroot, tracee.ScratchString(root));
+            if (rr < 0)
+                throw new RestartException(RestartFailure.FileMissing,
+                    $"cannot give process {process.Pid} ({process.Name}) its root directory {root} again: {Marshal.GetPInvokeErrorMessage((int)-rr)}.", root);
+        }
         tracee.Syscall(Syscalls.umask, process.Umask);
         if (process.Personality != 0) tracee.Syscall(Syscalls.personality, process.Personality);
     }

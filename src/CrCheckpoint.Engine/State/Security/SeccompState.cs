@@ -31,6 +31,26 @@ public static unsafe class SeccompState
     private const int PR_SET_NO_NEW_PRIVS = 38, PR_SET_SECCOMP = 22, SECCOMP_MODE_STRICT = 1, SECCOMP_SET_MODE_FILTER = 1;
 
     /// <summary>
+    /// The ptrace options a checkpoint seizes <paramref name="pid"/> with for its sandbox:
+    /// PTRACE_O_SUSPEND_SECCOMP when any of its threads runs under seccomp. A strict-mode thread may
+    /// make no call but read, write, exit and sigreturn, and a filter may forbid what a capture needs
+    /// (mmap of the scratch page, rt_sigaction...): the kernel would kill the thread at the first
+    /// remote call. Suspended, the sandbox still holds for the program, which runs none of its own
+    /// code while it is traced. Needs CAP_SYS_ADMIN, as reading the filters does.
+    /// </summary>
+    public static int FreezeOptions(int pid)
+    {
+        try
+        {
+            foreach (var tid in Proc.ProcTasks.ThreadIds(pid))
+                if (Proc.ProcStatus.Read(pid, tid)["Seccomp"] is { } mode && mode != "0")
+                    return PTRACE_O_SUSPEND_SECCOMP;
+        }
+        catch (IOException) { }
+        return 0;
+    }
+
+    /// <summary>
     /// Null for a thread without a sandbox, the usual case. no_new_privs and strict mode are taken
     /// from the process (they are set before threads are started, and strict mode leaves a process
     /// no room for threads); filters are asked of each thread, which the kernel answers with EINVAL

@@ -26,13 +26,16 @@ public static class ThreadCapture
                 (t, Syscalls.sigaltstack, 0L, scratch + i * Slot + 8, 0L, 0L)).ToList()));
             var slots = new byte[batch.Count * Slot];
             batch[0].ReadScratch(slots);
+            var securebits = Credentials.CredentialsState.SecurebitsOfEach(batch);
+            var deathSignals = Process.ProcessControls.ParentDeathSignalsOfEach(batch);
             for (var i = 0; i < batch.Count; i++)
-                records.Add(Record(batch[i], nameOf(batch[i]), slots.AsSpan(i * Slot, Slot), process));
+                records.Add(Record(batch[i], nameOf(batch[i]), slots.AsSpan(i * Slot, Slot), process, securebits[i], deathSignals[i]));
         }
         return records;
     }
 
-    private static unsafe ThreadRecord Record(Tracee tracee, string name, ReadOnlySpan<byte> slot, Credentials.CredentialsRecord process)
+    private static unsafe ThreadRecord Record(Tracee tracee, string name, ReadOnlySpan<byte> slot, Credentials.CredentialsRecord process,
+        long securebits, int deathSignal)
     {
         var regs = tracee.OriginalRegisters;
         var ssFlags = BitConverter.ToInt32(slot[16..20]);
@@ -60,6 +63,9 @@ public static class ThreadCapture
             RobustListHead = head,
             RobustListLength = length,
             Sandbox = Security.SeccompState.Capture(tracee, process.NoNewPrivileges, process.SeccompMode),
+            Credentials = Credentials.CredentialsState.OfThread(tracee.Pid, tracee.Tid, securebits, process),
+            Scheduling = Process.Scheduling.Capture(tracee.Tid),
+            ParentDeathSignal = deathSignal,
             InterruptedSyscall = regs.InInterruptedSyscall
                 ? new InterruptedSyscallRecord { Number = (long)regs.OrigRax, ReturnCode = (long)regs.Rax }
                 : null,

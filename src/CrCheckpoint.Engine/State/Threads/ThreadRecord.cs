@@ -36,6 +36,12 @@ public sealed class ThreadRecord
     public InterruptedSyscallRecord? InterruptedSyscall { get; init; }
     /// <summary>no_new_privs and seccomp; null for a thread without either.</summary>
     public Security.SeccompRecord? Sandbox { get; init; }
+    /// <summary>The thread's own ids, capabilities and securebits where they differ from the process's; since 1.2.</summary>
+    public Credentials.CredentialsRecord? Credentials { get; init; }
+    /// <summary>Policy, nice value and CPU affinity; since 1.2 (absent: left as the restart makes them).</summary>
+    public Process.SchedulingRecord? Scheduling { get; init; }
+    /// <summary>prctl(PR_GET_PDEATHSIG): the signal the thread gets when its parent dies, 0 none; since 1.2.</summary>
+    public int ParentDeathSignal { get; init; }
 }
 
 public sealed class AltStackRecord

@@ -1,0 +1,151 @@
+using System.Globalization;
+using CrCheckpoint.Engine.Native;
+using CrCheckpoint.Engine.Restart;
+using CrCheckpoint.Engine.State.Threads;
+using CrCheckpoint.Engine.Tracing;
+
+namespace CrCheckpoint.Engine.State.Process;
+
+/// <summary>
+/// Per-process settings the kernel keeps outside memory, files and credentials: oom_score_adj,
+/// the audit loginuid, the transparent huge page switch (PR_SET_THP_DISABLE), the child subreaper
+/// flag, and each thread's parent-death signal; the dumpable flag is set again here too. Absent
+/// (null) in files before 1.2.
+/// </summary>
+public sealed class ProcessControlsRecord
+{
+    /// <summary>/proc/PID/oom_score_adj, -1000 to 1000.</summary>
+    public int OomScoreAdj { get; init; }
+    /// <summary>/proc/PID/loginuid; 4294967295 is unset.</summary>
+    public uint LoginUid { get; init; } = uint.MaxValue;
+    /// <summary>prctl(PR_GET_THP_DISABLE): 0 enabled, 1 disabled, 3 disabled except where madvise asks.</summary>
+    public int ThpDisable { get; init; }
+    /// <summary>prctl(PR_GET_CHILD_SUBREAPER).</summary>
+    public bool ChildSubreaper { get; init; }
+}
+
+public static class ProcessControls
+{
+    private const int PR_SET_PDEATHSIG = 1, PR_GET_PDEATHSIG = 2, PR_SET_DUMPABLE = 4, PR_SET_CHILD_SUBREAPER = 36,
+        PR_GET_CHILD_SUBREAPER = 37, PR_SET_THP_DISABLE = 41, PR_GET_THP_DISABLE = 42;
+    private const int O_WRONLY = 1;
+
+    // ---- checkpoint ----
+
+    public static ProcessControlsRecord Capture(Tracee leader, IReadOnlyList<Tracee> threads)
+    {
+        var pid = leader.Pid;
+        var loginUid = ReadLoginUid($"/proc/{pid}/loginuid");
+        // The loginuid belongs to each task; new threads take their creator's. Threads that differ
+        // would need each its own write, which only the thread itself may make: not done (yet).
+        foreach (var t in threads.Where(t => t.Tid != pid))
+            if (ReadLoginUid($"/proc/{pid}/task/{t.Tid}/loginuid") is var own && own != loginUid)
+                throw new UnsupportedStateException(pid,
+                    $"thread {t.Tid} has audit loginuid {own} and the main thread {loginUid}; threads with different loginuids cannot be restored");
+        var thp = leader.Syscall(Syscalls.prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0);
+        if (thp < 0) throw new NativeException($"prctl(PR_GET_THP_DISABLE) in process {pid}", (int)-thp);
+        var reaper = leader.Syscall(Syscalls.prctl, PR_GET_CHILD_SUBREAPER, (long)leader.Scratch);
+        if (reaper < 0) throw new NativeException($"prctl(PR_GET_CHILD_SUBREAPER) in process {pid}", (int)-reaper);
+        var flag = new byte[4];
+        leader.ReadScratch(flag);
+        return new ProcessControlsRecord
+        {
+            OomScoreAdj = ReadOomScoreAdj(pid),
+            LoginUid = loginUid,
+            ThpDisable = (int)thp,
+            ChildSubreaper = BitConverter.ToInt32(flag) != 0,
+        };
+    }
+
+    /// <summary>Each thread's parent-death signal (0: none), all threads at once, into slots of the shared scratch page.</summary>
+    public static int[] ParentDeathSignalsOfEach(IReadOnlyList<Tracee> threads)
+    {
+        var scratch = (long)threads[0].Scratch;
+        var results = Tracee.SyscallInEach(threads.Select((t, i) => (t, Syscalls.prctl, (long)PR_GET_PDEATHSIG, scratch + i * 4, 0L, 0L)).ToList());
+        for (var i = 0; i < results.Length; i++)
+            if (results[i] < 0) throw new NativeException($"prctl(PR_GET_PDEATHSIG) in thread {threads[i].Tid}", (int)-results[i]);
+        var slots = new byte[threads.Count * 4];
+        threads[0].ReadScratch(slots);
+        return Enumerable.Range(0, threads.Count).Select(i => BitConverter.ToInt32(slots, i * 4)).ToArray();
+    }
+
+    // ---- restart ----
+
+    /// <summary>
+    /// Right after the empty process is made, before its children are: a child learns at its birth
+    /// whether an ancestor is a subreaper, and takes its parent's loginuid, THP switch and
+    /// oom_score_adj, which are then set again to its own.
+    /// </summary>
+    public static void Restore(Tracee tracee, ProcessRecord process, MessageLog log)
+    {
+        if (process.Controls is not { } c) return;
+        var pid = tracee.Pid;
+        if (c.ChildSubreaper)
+            tracee.CheckedSyscall("prctl(PR_SET_CHILD_SUBREAPER)", Syscalls.prctl, PR_SET_CHILD_SUBREAPER, 1);
+        tracee.CheckedSyscall("prctl(PR_SET_THP_DISABLE)", Syscalls.prctl, PR_SET_THP_DISABLE, c.ThpDisable != 0 ? 1 : 0, c.ThpDisable & ~1, 0, 0);
+
+        if (ReadLoginUid($"/proc/{pid}/loginuid") != c.LoginUid)
+        {
+            // Only a task may write its own loginuid.
+            var fd = tracee.CheckedSyscall("open of /proc/self/loginuid", Syscalls.openat, Interop.AT_FDCWD,
+                tracee.ScratchString("/proc/self/loginuid"), O_WRONLY, 0);
+            var text = System.Text.Encoding.ASCII.GetBytes(c.LoginUid.ToString(CultureInfo.InvariantCulture));
+            tracee.WriteScratch(text, 64);
+            var r = tracee.Syscall(Syscalls.write, fd, (long)tracee.Scratch + 64, text.Length);
+            tracee.Syscall(Syscalls.close, fd);
+            if (r < 0)
+                throw new RestartException(RestartFailure.PermissionDenied,
+                    $"process {process.Pid} ({process.Name}) had audit loginuid {c.LoginUid}, which the restart cannot give back: " +
+                    $"{System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage((int)-r)} (setting a loginuid needs CAP_AUDIT_CONTROL, and an immutable one cannot change).",
+                    process.Pid.ToString());
+        }
+
+        if (ReadOomScoreAdj(pid) != c.OomScoreAdj)
+        {
+            try { File.WriteAllText($"/proc/{pid}/oom_score_adj", c.OomScoreAdj.ToString(CultureInfo.InvariantCulture)); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new RestartException(RestartFailure.PermissionDenied,
+                    $"process {process.Pid} ({process.Name}) had oom_score_adj {c.OomScoreAdj}, which the restart cannot give back: {e.Message} " +
+                    "(a value below the restarting process's own needs CAP_SYS_RESOURCE).", process.Pid.ToString(), e);
+            }
+        }
+        if (c.ChildSubreaper) log.Add($"process {pid} is a child subreaper again");
+    }
+
+    /// <summary>
+    /// The calls a thread makes once its credentials are back, because each change of credentials
+    /// clears what they set: its parent-death signal, and (in the main thread) the dumpable flag.
+    /// </summary>
+    public static List<(string Name, RemoteCall Call)> AfterCredentials(ProcessRecord process, ThreadRecord thread, bool leader)
+    {
+        var calls = new List<(string, RemoteCall)>();
+        if (thread.ParentDeathSignal != 0)
+            calls.Add(("prctl(PR_SET_PDEATHSIG)", new RemoteCall(Syscalls.prctl, PR_SET_PDEATHSIG, thread.ParentDeathSignal)));
+        if (leader && process.Dumpable is { } dumpable)
+            calls.Add(("prctl(PR_SET_DUMPABLE)", new RemoteCall(Syscalls.prctl, PR_SET_DUMPABLE, dumpable)));
+        return calls;
+    }
+
+    // ---- read-back ----
+
+    public static void Verify(int pid, ProcessRecord process)
+    {
+        if (process.Controls is not { } c) return;
+        RestartCheck.Expect(pid, "oom_score_adj", c.OomScoreAdj, ReadOomScoreAdj(pid));
+        RestartCheck.Expect(pid, "the audit loginuid", c.LoginUid, ReadLoginUid($"/proc/{pid}/loginuid"));
+        // THP_enabled is 0 only when huge pages are disabled outright (PR_GET_THP_DISABLE 1).
+        var thpEnabled = Proc.ProcStatus.Read(pid)["THP_enabled"];
+        if (thpEnabled is not null)
+            RestartCheck.Expect(pid, "THP_enabled (prctl PR_SET_THP_DISABLE)", c.ThpDisable == 1 ? "0" : "1", thpEnabled);
+    }
+
+    private static int ReadOomScoreAdj(int pid) =>
+        int.Parse(Proc.ProcText.Read($"/proc/{pid}/oom_score_adj").Trim(), CultureInfo.InvariantCulture);
+
+    private static uint ReadLoginUid(string path)
+    {
+        try { return uint.Parse(Proc.ProcText.Read(path).Trim(), CultureInfo.InvariantCulture); }
+        catch (FileNotFoundException) { return uint.MaxValue; } // kernels without audit
+    }
+}
