@@ -25,7 +25,9 @@ Describe 'vma flags, guard pages, file access modes and memfds survive a restart
         $areas = @((Get-CrContext -Path $path -ErrorAction Stop).Processes[0].Map.Areas)
         $result = Invoke-TestRestart $path
         $id = $result.ProcessIds[0]
+        $unlinkedBefore = ConvertFrom-KeyValueLine (@(Get-ProgramLines $program) -match '^UNLINKED ')[0]
         $after = Request-Report $program -Id $id -Word MEM
+        $unlinkedAfter = ConvertFrom-KeyValueLine (@(Get-ProgramLines $program) -match '^UNLINKED ')[-1]
     }
     AfterAll { Stop-RestartedProcess $result.ProcessIds }
 
@@ -71,7 +73,47 @@ Describe 'vma flags, guard pages, file access modes and memfds survive a restart
         }
     }
 
+    It 'keeps an unlinked file one file: its private mapping sees writes through a descriptor, its other descriptor sees writes through its shared mapping' {
+        $unlinkedBefore.private | Should -Be '1'
+        $unlinkedBefore.ro | Should -Be '1'
+        foreach ($name in 'private', 'ro', 'ropos', 'rwpos') { $unlinkedAfter[$name] | Should -Be $unlinkedBefore[$name] -Because $name }
+    }
+
     It 'does not write to the file behind a shared mapping (its modification time is unchanged)' {
         (Get-Item -LiteralPath $rwFile).LastWriteTimeUtc | Should -Be $rwModified
+    }
+}
+
+Describe 'An area no restart can make again (MAP_DROPPABLE) is refused at checkpoint, naming it' {
+    BeforeAll {
+        $program = Start-TestProgram memory_exact droppable
+        $address = (@(Get-ProgramLines $program) -match '^READY ')[0].Split(' ')[2]
+        $path = Join-Path $TestDrive 'droppable.ctx'
+        $errors = @()
+        $results = @(Invoke-CrCheckpoint -Id $program.Id -Path $path -Kill -ErrorAction SilentlyContinue -ErrorVariable errors)
+    }
+    AfterAll { Stop-TestProgram $program }
+
+    It 'fails with Unsupported, naming the process, the area and what it is, and writes no context file' {
+        $results | Should -BeNullOrEmpty
+        $errors[0].FullyQualifiedErrorId | Should -BeLike 'Checkpoint.Unsupported,*'
+        $errors[0].Exception.Message | Should -Match "process $($program.Id)\b"
+        $errors[0].Exception.Message | Should -Match "0x$address-"
+        $errors[0].Exception.Message | Should -Match 'droppable'
+        Test-Path $path | Should -BeFalse
+    }
+
+    It 'leaves the program running and working, although -Kill was asked for' {
+        Test-ProcessUntouched $program.Id | Should -BeTrue
+        $skip = @(Get-ProgramLines $program).Count
+        Send-Signal $program.Id USR1
+        Wait-ProgramLine $program '^ALIVE 1$' -Skip $skip -Id $program.Id | Should -Be 'ALIVE 1'
+    }
+
+    It 'is foreseen by Get-CrCheckpointable with the same reason' {
+        $report = Get-CrCheckpointable -Id $program.Id
+        $report.Checkpointable | Should -BeFalse
+        "$($report.Failure)" | Should -Be 'Unsupported'
+        $report.Reason | Should -Match 'droppable'
     }
 }

@@ -8,8 +8,12 @@
  * - a memfd made with MFD_ALLOW_SEALING: mode 0640, seals SHRINK|GROW, O_APPEND, mapped shared and
  *   private (the private one sees writes through the shared one), and a second, read-only,
  *   description of it opened through /proc/self/fd at its own offset;
- * - a memfd sealed F_SEAL_WRITE|F_SEAL_SEAL mapped read-only (mprotect to PROT_WRITE must fail).
+ * - a memfd sealed F_SEAL_WRITE|F_SEAL_SEAL mapped read-only (mprotect to PROT_WRITE must fail);
+ * - an unlinked file open twice (O_RDWR, and O_RDONLY at another offset), mapped private and shared:
+ *   all four still see one file (writes through one are seen through the others).
  * Prints "READY <pid>", then the same "MEM ..." report once at start and after each SIGUSR1.
+ * "memory_exact droppable" instead maps one MAP_DROPPABLE area (which no restart can make again),
+ * prints "READY <pid> <address>" and prints "ALIVE <n>" after each SIGUSR1.
  */
 #include "common.h"
 #include <fcntl.h>
@@ -38,7 +42,8 @@ static struct advised areas[] = {
 #define NAREAS (int)(sizeof areas / sizeof areas[0])
 
 static char *guarded, *rw_map, *ro_map, *mfd_shared, *mfd_private, *sealed_map;
-static int mfd, mfd_ro, sealed;
+static int mfd, mfd_ro, sealed, gone_rw, gone_ro;
+static char *gone_private, *gone_shared;
 static volatile sig_atomic_t asked;
 static sigjmp_buf fault_jump;
 static volatile sig_atomic_t catching;
@@ -117,6 +122,16 @@ static void report(void)
     char one;
     int ro_reads = pread(mfd_ro, &one, 1, 0) == 1;
     int ro_writes = write(mfd_ro, "x", 1) == 1;
+    char old = gone_private[9], seen = 0;
+    pwrite(gone_rw, "Q", 1, 9);
+    int gone_priv = gone_private[9] == 'Q';
+    pwrite(gone_rw, &old, 1, 9);
+    old = gone_shared[9];
+    gone_shared[9] = 'R';
+    int gone_ro_sees = pread(gone_ro, &seen, 1, PAGE + 9) == 1 && seen == 'R';
+    gone_shared[9] = old;
+    say("UNLINKED private=%d ro=%d ropos=%lld rwpos=%lld\n", gone_priv, gone_ro_sees,
+        (long long)lseek(gone_ro, 0, SEEK_CUR), (long long)lseek(gone_rw, 0, SEEK_CUR));
     struct stat st;
     fstat(mfd, &st);
     say("MEM%s guard=%d guardflag=%d fork=%d bad=%zu rwprot=%s roprot=%s sealedprot=%s memfdmode=%o memfdfl=%o memfdfd=%d memfdseals=%x"
@@ -142,9 +157,27 @@ static char *map_file(const char *name, int mode)
     return p;
 }
 
-int main(void)
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
+
+static int droppable(void)
+{
+    char *p = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_DROPPABLE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) die("mmap MAP_DROPPABLE");
+    p[0] = 1;
+    say("READY %d %lx\n", (int)getpid(), (unsigned long)p);
+    sig_atomic_t seen = 0;
+    for (;;) {
+        pause();
+        if (asked != seen) { seen = asked; say("ALIVE %d\n", (int)seen); }
+    }
+}
+
+int main(int argc, char **argv)
 {
     on_signal(SIGUSR1, on_usr1, SA_RESTART);
+    if (argc > 1 && strcmp(argv[1], "droppable") == 0) return droppable();
     on_signal(SIGSEGV, on_segv, SA_NODEFER);
     /* One reservation split into areas, with an unmapped page between each so none merge. */
     char *base = mmap(NULL, (NAREAS * 3 + 4) * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -186,6 +219,16 @@ int main(void)
     if (fcntl(sealed, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SEAL) != 0) die("F_ADD_SEALS sealed");
     sealed_map = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, sealed, 0);
     if (sealed_map == MAP_FAILED) die("mmap sealed");
+
+    gone_rw = open("gone.bin", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (gone_rw < 0 || ftruncate(gone_rw, 2 * PAGE) < 0) die("create gone.bin");
+    gone_ro = open("gone.bin", O_RDONLY);
+    if (gone_ro < 0 || unlink("gone.bin") != 0) die("unlink gone.bin");
+    lseek(gone_rw, 11, SEEK_SET);
+    lseek(gone_ro, 5, SEEK_SET);
+    gone_private = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, gone_rw, 0);
+    gone_shared = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, gone_rw, PAGE);
+    if (gone_private == MAP_FAILED || gone_shared == MAP_FAILED) die("mmap gone.bin");
 
     report();
     say("READY %d\n", (int)getpid());

@@ -1,6 +1,7 @@
 using CrCheckpoint.Engine.Proc;
 using CrCheckpoint.Engine.State;
 using CrCheckpoint.Engine.State.Files;
+using CrCheckpoint.Engine.State.Memory;
 
 namespace CrCheckpoint.Engine.Checkpoint;
 
@@ -26,6 +27,7 @@ public static class Checkpointability
             foreach (var pid in pids)
             {
                 FileCapture.Capture(pid);
+                MemoryCapture.CheckSupported(pid);
                 if (File.ReadAllText($"/proc/{pid}/timers").Length > 0)
                     throw new UnsupportedStateException(pid, "the process has POSIX timers (timer_create), which this version cannot checkpoint yet");
             }

@@ -48,6 +48,7 @@ public static class MemoryCapture
     public static (MemoryMapRecord Map, List<AreaPlan> Plans, List<FileToSave> Files) Plan(
         int pid, IReadOnlyList<MemoryArea> areas, string executable, SaveMappedFiles save)
     {
+        CheckVdso(pid, areas);
         var plans = new List<AreaPlan>();
         var files = new Dictionary<string, FileToSave>();
         using var pagemap = new Pagemap(pid);
@@ -109,6 +110,25 @@ public static class MemoryCapture
         }
         var map = new MemoryMapRecord { Pid = pid, Areas = plans.Select(p => p.Record).ToList() };
         return (map, plans, files.Values.ToList());
+    }
+
+    /// <summary>What <see cref="Plan"/> would refuse, from /proc alone (for Get-CrCheckpointable).</summary>
+    public static void CheckSupported(int pid)
+    {
+        var areas = ProcMaps.Read(pid);
+        CheckVdso(pid, areas);
+        var flags = ProcSmaps.ReadFlags(pid).ToDictionary(a => a.Start, a => a.Flags);
+        foreach (var area in areas) AreaFlagsState.Capture(pid, area, Classify(area), flags.GetValueOrDefault(area.Start));
+    }
+
+    /// <summary>
+    /// Every process this kernel starts gets a vDSO; a restarted one cannot be rid of it (the restart
+    /// works through it), so a program that unmapped its own would not get back what it had.
+    /// </summary>
+    private static void CheckVdso(int pid, IReadOnlyList<MemoryArea> areas)
+    {
+        if (!areas.Any(a => a.Path == "[vdso]") && File.ReadAllText("/proc/self/maps").Contains("[vdso]"))
+            throw new UnsupportedStateException(pid, "the program unmapped its vDSO ([vdso]), which this version cannot restore");
     }
 
     public static string ShmemKey(FileIdentity identity) => $"{identity.Device:x}:{identity.Inode}";

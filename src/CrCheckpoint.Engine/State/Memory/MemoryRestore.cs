@@ -58,6 +58,9 @@ public static class MemoryRestore
             var want = saved.FirstOrDefault(a => a.Kind == kind);
             var have = current.FirstOrDefault(a => MemoryCapture.Classify(a) == kind);
             if (want is null && have is null) continue;
+            if (want is null)
+                throw new RestartException(RestartFailure.Unsupported,
+                    $"the program had unmapped its {kind} mapping, which this version cannot take away from a restarted process (it issues its calls through the vDSO).");
             if (want is null || have is null || want.End - want.Start != have.Length)
                 throw new RestartException(RestartFailure.Unsupported,
                     $"the kernel's {kind} mapping differs from the one at checkpoint time (checkpointed on another kernel?); the program would crash. Restart on the kernel that took the checkpoint.");
