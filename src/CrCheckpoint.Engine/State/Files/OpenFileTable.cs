@@ -24,7 +24,6 @@ public sealed class OpenFileTable : IDisposable
     private readonly Dictionary<string, SafeFileHandle> _descriptions = new();
     private readonly Dictionary<(ulong Inode, bool ReadEnd), SafeFileHandle> _pipes = new();
     private readonly Dictionary<ulong, SafeFileHandle> _fifos = new();
-    private readonly Dictionary<string, SafeFileHandle> _unlinked = new();
     private readonly Dictionary<string, string> _deleted = new();
     private readonly Dictionary<ulong, SafeFileHandle> _sockets = new();
     private readonly ContextImage _image;
@@ -125,16 +124,10 @@ public sealed class OpenFileTable : IDisposable
                 return Seek(OpenPath($"/proc/self/fd/{_shared.EngineFd(d.SavedFileKey)}", d.Flags, d.Fd), d);
             case FileDescriptorKind.UnlinkedFile:
             {
-                // One file for every description of it (descriptions opened through several links, since removed).
-                if (_unlinked.TryGetValue(d.SavedFileKey!, out var first))
-                    return Seek(OpenPath($"/proc/self/fd/{(int)first.DangerousGetHandle()}", d.Flags, d.Fd), d);
                 var path = new ContextFiles(_image).Recreate(d.SavedFileKey!, d.Path);
-                try
-                {
-                    var opened = Seek(OpenPath(path, d.Flags, d.Fd), d);
-                    _unlinked[d.SavedFileKey!] = opened;
-                    return opened;
-                }
+                try { return Seek(OpenPath(path, d.Flags, d.Fd), d); }
+                finally { File.Delete(path); }
+            }
                 finally { File.Delete(path); }
             }
             case FileDescriptorKind.Memfd when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):
