@@ -128,8 +128,6 @@ public sealed class OpenFileTable : IDisposable
                 try { return Seek(OpenPath(path, d.Flags, d.Fd), d); }
                 finally { File.Delete(path); }
             }
-                finally { File.Delete(path); }
-            }
             case FileDescriptorKind.Memfd when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):
             {
                 // memfd_create's own file is no writer (the memfd can be exec'ed while it is open),
