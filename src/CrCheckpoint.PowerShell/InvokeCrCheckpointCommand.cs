@@ -75,6 +75,13 @@ public sealed class InvokeCrCheckpointCommand : AfterActionCmdlet
     [Alias("Kmsg")]
     public KernelMessages KernelMessages { get; set; } = KernelMessages.Error;
 
+    /// <summary>
+    /// Checkpoint even where some state cannot come back (connections waiting to be accepted,
+    /// datagrams or inotify events waiting to be read); each loss is named in the result's Messages.
+    /// Without it such a checkpoint is refused.
+    /// </summary>
+    [Parameter] public SwitchParameter AcceptLoss { get; set; }
+
     /// <summary>--time SEC: give up after this many seconds.</summary>
     [Parameter]
     [Alias("Time")]
@@ -123,6 +130,7 @@ public sealed class InvokeCrCheckpointCommand : AfterActionCmdlet
                 Save = save,
                 Ptraced = Ptraced,
                 Ptracer = Ptracer,
+                AcceptLoss = AcceptLoss,
                 Timeout = TimeoutSec is { } s ? TimeSpan.FromSeconds(s) : null,
             };
 

@@ -145,13 +145,27 @@ Describe 'Connections waiting to be accepted at the checkpoint' {
         $waiting = [System.Net.Sockets.Socket]::new('Unix', 'Stream', 'Unspecified')
         $waiting.Connect([System.Net.Sockets.UnixDomainSocketEndPoint]::new($socket))
         $path = Join-Path $TestDrive 'hold.ctx'
-        $null = Invoke-CheckpointKill $program.Id $path
+        $failures = $null
+        $refused = Invoke-CrCheckpoint -Id $program.Id -Path $path -Kill -ErrorAction SilentlyContinue -ErrorVariable failures
+        $aliveAfterRefusal = Test-ProcessAlive $program.Id
+        $checkpoint = Invoke-CheckpointKill $program.Id $path -Parameters @{ AcceptLoss = $true }
         $context = Get-CrContext -Path $path -ErrorAction Stop
         $result = Invoke-TestRestart $path
     }
     AfterAll {
         $waiting.Dispose()
         Stop-RestartedProcess $result.ProcessIds
+    }
+
+    It 'is refused without -AcceptLoss, naming the waiting connection, and the server goes on' {
+        $refused | Should -BeNullOrEmpty
+        $failures[0].FullyQualifiedErrorId | Should -BeLike 'Checkpoint.Unsupported,*'
+        $failures[0].Exception.Message | Should -Match '1 connection\(s\) waiting to be accepted.*-AcceptLoss'
+        $aliveAfterRefusal | Should -BeTrue
+    }
+
+    It 'with -AcceptLoss, names the loss in the checkpoint''s messages' {
+        $checkpoint.Messages -match '1 connection\(s\) waiting to be accepted; lost, as -AcceptLoss allows' | Should -Not -BeNullOrEmpty
     }
 
     It 'records how many were waiting' {

@@ -39,6 +39,8 @@ public sealed class CheckpointRequest
     public SaveMappedFiles Save { get; init; } = SaveMappedFiles.None;
     public PtracedPolicy Ptraced { get; init; } = PtracedPolicy.Error;
     public PtracerPolicy Ptracer { get; init; } = PtracerPolicy.Error;
+    /// <summary>Go on where some state cannot come back (connections waiting to be accepted...), naming each loss in the messages, instead of refusing.</summary>
+    public bool AcceptLoss { get; init; }
     /// <summary>--time: give up (and leave the target as it was) after this long.</summary>
     public TimeSpan? Timeout { get; init; }
     /// <summary>Progress messages as they happen (--verbose).</summary>

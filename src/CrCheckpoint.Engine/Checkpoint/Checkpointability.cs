@@ -26,10 +26,9 @@ public static class Checkpointability
             var pids = ProcessSelection.Resolve(new CheckpointRequest { Id = id, Scope = scope }, new MessageLog(null));
             foreach (var pid in pids)
             {
-                FileCapture.Capture(pid);
+                // What waits in queues is told too: a checkpoint without -AcceptLoss refuses it.
+                StateLoss.Check(pid, FileCapture.Capture(pid).Table, accept: false, log: null);
                 MemoryCapture.CheckSupported(pid);
-                if (File.ReadAllText($"/proc/{pid}/timers").Length > 0)
-                    throw new UnsupportedStateException(pid, "the process has POSIX timers (timer_create), which this version cannot checkpoint yet");
             }
             return new CheckpointabilityReport(id, name, true, null, null);
         }

@@ -103,7 +103,7 @@ public static class Checkpointer
             pids = tracees.Select(t => t.Pid).Concat(zombies).ToList();
             log.Add($"froze {string.Join(", ", tracees.Select(t => t.Pid))}{(zombies.Count > 0 ? $"; zombies {string.Join(", ", zombies)}" : "")}");
 
-            var captured = tracees.Select(tr => ProcessCapture.Capture(tr, states[tr.Pid], request.Save, connections, log)).ToList();
+            var captured = tracees.Select(tr => ProcessCapture.Capture(tr, states[tr.Pid], request.Save, connections, request.AcceptLoss, log)).ToList();
             if (connections.Count > 0) log.Add($"{connections.Count} TCP connection(s) held in repair mode for the checkpoint");
             SharedFileTables.Refuse(captured.Select(c => c.Files).ToList());
             SharedDescriptions.Assign(captured.Select(c => c.Files).ToList());

@@ -15,7 +15,7 @@ namespace CrCheckpoint.Engine.Checkpoint;
 /// <summary>Reads every kind of state of one frozen process; each kind lives in State/.</summary>
 public static class ProcessCapture
 {
-    public static CapturedProcess Capture(FrozenProcess frozen, char stateBefore, SaveMappedFiles save, TcpRepairHold connections, MessageLog log)
+    public static CapturedProcess Capture(FrozenProcess frozen, char stateBefore, SaveMappedFiles save, TcpRepairHold connections, bool acceptLoss, MessageLog log)
     {
         var tracee = frozen.Leader;
         var pid = tracee.Pid;
@@ -23,6 +23,7 @@ public static class ProcessCapture
         var status = ProcStatus.Read(pid);
         var areas = ProcMaps.Read(pid);
         var (files, unlinked) = FileCapture.Capture(pid, connections);
+        StateLoss.Check(pid, files, acceptLoss, log);
         var executable = ProcFds.ReadLink($"/proc/{pid}/exe") ?? "";
         if (executable.EndsWith(" (deleted)", StringComparison.Ordinal)) executable = executable[..^10];
 
