@@ -529,7 +529,14 @@ function Invoke-RestartBenchmark([int] $Size) {
         EngineSamples   = @($engine | ForEach-Object Seconds)
         RawSamples      = @($raw | ForEach-Object Seconds)
         Messages        = @($engine[-1].Messages)
+        CheckMs         = Get-Median ($engine | ForEach-Object { Get-SelfCheckMs $_.Messages })
     }
+}
+
+# The restart's self-check (what was restored, read back and compared), as the engine times it.
+function Get-SelfCheckMs([string[]] $Messages) {
+    foreach ($m in $Messages) { if ($m -match 'checked what was restored against the context: ([\d.]+) ms') { return [double]$Matches[1] } }
+    [double]::NaN
 }
 
 # Many threads against one, same memory, same run: checkpoint rounds, then restart rounds, alternating.
@@ -1021,6 +1028,7 @@ if (-not $OneSectionOnly) {
         $bigR = $restarts | Where-Object SizeMiB -eq 1024
         if ($bigR) { Add-Target 'restart 1024 MiB within 1.2x the raw limit' ($bigR.Ratio -le 1.2 -and $bigR.Verified) "median $(Format-Number $bigR.Ratio 'F2')x (best rounds $(Format-Number ($bigR.BestSeconds / $bigR.RawBestSeconds) 'F2')x)$(if (-not $bigR.Verified) { ', memory NOT verified' })" }
         $smallR = $restarts | Where-Object SizeMiB -eq 16
+        if ($smallR) { Add-Target 'restart self-check under 5% of a 16 MiB restart' ($smallR.CheckMs / ($smallR.RestartSeconds * 1000) -lt 0.05) "$(Format-Number $smallR.CheckMs 'F2') ms of $(Format-Number ($smallR.RestartSeconds * 1000) 'F1') ms ($(Format-Number (100 * $smallR.CheckMs / ($smallR.RestartSeconds * 1000)) 'F1')%)" }
         if ($smallR) { Add-Target 'restart of a 16 MiB program under 50 ms' ($smallR.RestartSeconds -lt 0.05 -and $smallR.Verified) "$(Format-Number ($smallR.RestartSeconds * 1000) 'F1') ms (warm-up round $(Format-Number ($smallR.ColdSeconds * 1000) 'F1') ms)$(if (-not $smallR.Verified) { ', memory NOT verified' })" }
     }
 }

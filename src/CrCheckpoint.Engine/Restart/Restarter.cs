@@ -206,9 +206,11 @@ public static class Restarter
 
             files.Connections.Release();
             // 3. The restart checks itself: each kind reads back what it restored before anything runs.
+            var checkClock = Stopwatch.StartNew();
             foreach (var p in order.Where(p => !p.Process.Zombie))
                 CheckRestored(image, p, rebuilt[p.Pid], files);
             files.RemoveDeleted();
+            log.Add($"checked what was restored against the context: {checkClock.Elapsed.TotalMilliseconds:F1} ms");
 
             // 4. Zombies exit now, children before parents, so each waits for its own parent to reap it.
             foreach (var p in order.Where(p => p.Process.Zombie).Reverse())

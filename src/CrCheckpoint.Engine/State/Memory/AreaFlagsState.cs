@@ -105,7 +105,9 @@ public static class AreaFlagsState
         var areas = map.Areas.Where(a => !IsKernel(a.Kind)).ToList();
         if (areas.Count == 0) return;
         var now = ProcMaps.Read(pid);
-        var smaps = areas.Any(a => a.VmFlags is not null) ? ProcSmaps.ReadFlags(pid) : [];
+        // smaps is the dearest file of /proc to read; a fresh mapping has none of the kept flags, so
+        // it is read only when some area had any.
+        var smaps = areas.Any(a => a.VmFlags is { Length: > 0 }) ? ProcSmaps.ReadFlags(pid) : [];
         Pagemap? pagemap = null;
         try
         {
@@ -122,7 +124,7 @@ public static class AreaFlagsState
                     RestartCheck.Expect(pid, $"{what}: protection at 0x{at:x}", area.Protection[..compared], here.Protection[..compared]);
                     at = here.End;
                 }
-                if (area.VmFlags is { } saved)
+                if (area.VmFlags is { Length: > 0 } saved)
                 {
                     var kept = IsShared(area.Kind) ? SharedKept : PrivateKept;
                     var actual = (ProcSmaps.At(smaps, area.Start) ?? []).Where(kept.Contains).Order(StringComparer.Ordinal);
