@@ -120,7 +120,8 @@ public static class CredentialsState
         if (changed > 0)
         {
             var c = process.Credentials;
-            log.Add($"process {leader.Pid} runs as uid {c.Uids[1]} gid {c.Gids[1]} with its capabilities again{(changed > 1 ? $", in {changed} threads" : "")}");
+            var where = changed == threads.Count ? (changed > 1 ? ", in every thread" : "") : $", in {changed} of its {threads.Count} threads";
+            log.Add($"process {leader.Pid} runs as uid {c.Uids[1]} gid {c.Gids[1]} again{where}, with its capabilities");
         }
     }
 
