@@ -65,7 +65,7 @@ else { "ERROR `$(`$errors[0].FullyQualifiedErrorId) `$(`$errors[0].Exception.Mes
     It 'had every attribute it set before the checkpoint' {
         $before.Check | Should -Be 'CHECK ok'
         $before.Attributes | Should -HaveCount 3
-        $before.Attributes[1] | Should -Match 'fsuid=4321 .* amb=400 securebits=16 nice=5 policy=1073741826 prio=3 cpus=1 pdeathsig=23'
+        $before.Attributes[1] | Should -Match 'fsuid=4321 .* amb=400 securebits=16 nice=5 policy=1073741826 prio=3 cpus=1 pdeathsig=0'
         $before.Attributes[2] | Should -Match 'groups=0,100,4242 oom_score_adj=333 loginuid=(4242|none) thp_disable=1 subreaper=1'
     }
 
@@ -75,7 +75,8 @@ else { "ERROR `$(`$errors[0].FullyQualifiedErrorId) `$(`$errors[0].Exception.Mes
         $worker.Credentials.Securebits | Should -Be 16
         $worker.Scheduling.Policy | Should -Be 2
         $worker.Scheduling.Nice | Should -Be 5
-        $worker.ParentDeathSignal | Should -Be 23
+        $helper = (Get-CrContext -Path $checkpoint.Path).Processes | Where-Object { $_.Process.ParentPid -eq $program.Id }
+        $helper.Threads[0].ParentDeathSignal | Should -Be 28
         ($image.Threads | Where-Object Tid -EQ $program.Id).Credentials | Should -BeNullOrEmpty
         $image.Process.Credentials.Securebits | Should -Be 4
         $image.Process.Controls.OomScoreAdj | Should -Be 333
@@ -97,11 +98,12 @@ else { "ERROR `$(`$errors[0].FullyQualifiedErrorId) `$(`$errors[0].Exception.Mes
         $after.Check | Should -Be 'CHECK ok'
     }
 
-    It 'is a child subreaper again: an orphan of its tree is reparented to it' {
+    It 'is a child subreaper again: an orphan of its tree is reparented to it; its child had its parent-death signal back' {
         $skip = @(Get-TestProgramOutput $program).Count
         Send-Signal $id USR2
         # The launcher has long recorded the original's end, so the wait is on the output alone.
         $line = Wait-Until { Get-TestProgramOutput $program | Select-Object -Skip $skip | Where-Object { $_ -like 'ORPHAN *' } } -Because 'the orphan to see its new parent'
         $line | Should -Be "ORPHAN parent=$id"
+        @(Get-TestProgramOutput $program | Select-Object -Skip $skip) | Should -Contain 'HELPER pdeathsig=28'
     }
 }

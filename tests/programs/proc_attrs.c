@@ -1,8 +1,9 @@
 /*
  * Per-process and per-thread attributes a restart must give back, each set to a value that is not
  * the default (run as root): supplementary groups, capability sets and securebits (different in
- * each thread), a filesystem uid, nice values, scheduling policies, CPU affinity, parent-death
- * signals, oom_score_adj, the audit loginuid, PR_SET_THP_DISABLE and PR_SET_CHILD_SUBREAPER.
+ * each thread), a filesystem uid, nice values, scheduling policies, CPU affinity, the parent-death
+ * signal of a child (whose parent is restarted too), oom_score_adj, the audit loginuid,
+ * PR_SET_THP_DISABLE and PR_SET_CHILD_SUBREAPER.
  *
  * Two threads: main and "worker". On SIGUSR1 each thread reads its own attributes (from the
  * kernel's calls, not /proc) and the main thread prints one "ATTR <who> ..." line per thread and
@@ -11,7 +12,8 @@
  *
  * The subreaper is tested by what it is for: a child ("helper") has a child of its own
  * ("orphan"). On SIGUSR2 the helper is told to exit; the orphan then waits for its parent to
- * change and prints "ORPHAN parent=<pid>", which must be this process.
+ * change and prints "ORPHAN parent=<pid>", which must be this process; the helper prints its
+ * parent-death signal ("HELPER pdeathsig=28") before it goes.
  */
 #include "common.h"
 #include <grp.h>
@@ -138,7 +140,6 @@ static void *worker(void *arg)
     CPU_ZERO(&one);
     CPU_SET(0, &one);
     if (sched_setaffinity(tid, sizeof one, &one)) die("sched_setaffinity worker");
-    if (prctl(PR_SET_PDEATHSIG, SIGURG, 0, 0, 0)) die("PR_SET_PDEATHSIG worker");
 
     pthread_mutex_lock(&lock);
     describe_thread(worker_expected, sizeof worker_expected);
@@ -164,6 +165,9 @@ static void orphan(void)
 
 int main(void)
 {
+    /* The launcher's SIGKILL-on-its-death goes: a restart makes this process a child of the
+     * restarting PowerShell, and does not carry a parent-death signal over to that new parent. */
+    prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     /* Process-wide: groups, oom_score_adj, loginuid, THP off, subreaper. */
     gid_t groups[] = { 0, 100, 4242 };
     if (setgroups(3, groups)) die("setgroups");
@@ -192,8 +196,12 @@ int main(void)
             orphan();
         }
         close(helper_pipe[1]);
+        if (prctl(PR_SET_PDEATHSIG, SIGWINCH, 0, 0, 0)) die("PR_SET_PDEATHSIG");
         char byte;
         while (read(helper_pipe[0], &byte, 1) < 0 && errno == EINTR) { }
+        int pdeath = 0;
+        prctl(PR_GET_PDEATHSIG, &pdeath, 0, 0, 0);
+        say("HELPER pdeathsig=%d\n", pdeath);
         _exit(0);
     }
     close(helper_pipe[0]);
@@ -206,7 +214,6 @@ int main(void)
     struct sched_param none = { 0 };
     if (sched_setscheduler(0, SCHED_BATCH, &none)) die("sched_setscheduler");
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 7)) die("setpriority");
-    if (prctl(PR_SET_PDEATHSIG, SIGWINCH, 0, 0, 0)) die("PR_SET_PDEATHSIG");
 
     pthread_t t;
     if (pthread_create(&t, NULL, worker, NULL)) die("pthread_create");

@@ -167,6 +167,7 @@ public static class Restarter
                 rebuilt[p.Pid] = new Rebuilt(p, tracee);
                 if (p.Process.SessionId == p.Pid && (parent is not null || request.RestoreSid))
                     tracee.CheckedSyscall("setsid", Syscalls.setsid);
+                CgroupMembership.Restore(tracee.Pid, p.Process, log);
                 ProcessControls.Restore(tracee, p.Process, log);
             }
             RestoreGroups(request, order, rebuilt, log);
@@ -185,7 +186,7 @@ public static class Restarter
                 r.Threads.AddRange(threads.Zip(p.Threads.Skip(1)));
                 PosixTimerState.Restore(r.Leader, p.Process.PosixTimers,
                     tid => r.Threads.FirstOrDefault(x => x.Record.Tid == tid).Tracee?.Tid ?? r.Leader.Tid);
-                CredentialsState.Restore(r.Threads, p.Process, (t, leader) => ProcessControls.AfterCredentials(p.Process, t, leader), log);
+                CredentialsState.Restore(r.Threads, p.Process, ProcessControls.AfterCredentials(p.Process, p.Threads, rebuilt.ContainsKey(p.Process.ParentPid), log), log);
                 Scheduling.Restore(r.Leader.Pid, r.Threads);
                 if (threads.Count > 0) log.Add($"process {r.Leader.Pid}: {threads.Count} more thread(s) created");
                 if (!request.RestorePid)
@@ -286,6 +287,7 @@ public static class Restarter
         CredentialsState.Verify(r.Leader.Pid, r.Threads, p.Process);
         ProcessControls.Verify(r.Leader.Pid, p.Process);
         Scheduling.Verify(r.Leader.Pid, r.Threads);
+        CgroupMembership.Verify(r.Leader.Pid, r.Threads, p.Process);
     }
 
     /// <summary>
