@@ -12,6 +12,11 @@ BeforeAll {
     Import-Module "$PSScriptRoot/TestHelpers.psm1"
     Import-Module "$PSScriptRoot/ThreadHelpers.psm1"
 
+    # rmdir (the files in a cgroup are the kernel's), once its last process has gone for good.
+    function Remove-Cgroup([string] $Path) {
+        $null = Wait-Until { try { [System.IO.Directory]::Delete($Path); $true } catch { $false } } -Because "cgroup $Path to empty"
+    }
+
     # The program's ATTR lines and its verdict, asked for with SIGUSR1, from the pid it has now.
     function Request-Attributes($Program, [int] $Id) {
         $skip = @(Get-TestProgramOutput $Program).Count
@@ -32,11 +37,18 @@ AfterAll {
 
 Describe 'A process with non-default attributes in each of its two threads (proc_attrs)' {
     BeforeAll {
-        $program = Start-TestProgram proc_attrs
+        # A v2 cgroup of its own, removed once the program is killed: the restart makes it again.
+        $unified = @('/sys/fs/cgroup/unified', '/sys/fs/cgroup') | Where-Object { Test-Path "$_/cgroup.procs" } | Where-Object {
+            (& stat -f -c '%T' $_) -eq 'cgroup2fs' } | Select-Object -First 1
+        $cgroupName = "crtest-attrs-$PID"
+        $cgroup = if ($unified) { Join-Path $unified $cgroupName }
+        if ($cgroup) { $null = New-Item -ItemType Directory -Path $cgroup }
+        $program = Start-TestProgram proc_attrs -ArgumentList @($cgroup | Where-Object { $_ })
         $before = Request-Attributes $program $program.Id
         $context = Join-Path $TestDrive 'attrs.ctx'
         $checkpoint = Invoke-WatchedCheckpoint $program.Id $context -Kill
         $null = Wait-TestProgramExit $program
+        if ($cgroup) { Remove-Cgroup $cgroup }
         $image = (Get-CrContext -Path $checkpoint.Path -Verify -ErrorAction Stop).Processes | Where-Object Pid -EQ $program.Id
 
         # A restart without CAP_SYS_NICE cannot give back a permitted set that holds it: refused, nothing left.
@@ -52,6 +64,9 @@ else { "ERROR `$(`$errors[0].FullyQualifiedErrorId) `$(`$errors[0].Exception.Mes
 'DONE'
 "@
         $refused = Invoke-ChildPwsh $script -TimeoutSec 90 -Prefix 'setpriv', '--bounding-set=-sys_nice'
+        # It had made the cgroup again before it was refused (a failed restart does not remove it).
+        $cgroupAfterRefusal = $cgroup -and (Test-Path $cgroup)
+        if ($cgroupAfterRefusal) { Remove-Cgroup $cgroup }
 
         $restart = Restart-ThreadProgram $checkpoint.Path -Directory $TestDrive
         $id = $restart.ProcessIds[0]
@@ -60,6 +75,7 @@ else { "ERROR `$(`$errors[0].FullyQualifiedErrorId) `$(`$errors[0].Exception.Mes
     AfterAll {
         Stop-RestartedPrograms
         Stop-TestProgram $program
+        if ($cgroup -and (Test-Path $cgroup)) { Remove-Cgroup $cgroup }
     }
 
     It 'had every attribute it set before the checkpoint' {
@@ -67,6 +83,7 @@ else { "ERROR `$(`$errors[0].FullyQualifiedErrorId) `$(`$errors[0].Exception.Mes
         $before.Attributes | Should -HaveCount 3
         $before.Attributes[1] | Should -Match 'fsuid=4321 .* amb=400 securebits=16 nice=5 policy=1073741826 prio=3 cpus=1 pdeathsig=0'
         $before.Attributes[2] | Should -Match 'groups=0,100,4242 oom_score_adj=333 loginuid=(4242|none) thp_disable=1 subreaper=1'
+        if ($cgroup) { $before.Attributes[2] | Should -Match " cgroup=/$cgroupName$" }
     }
 
     It 'saved them in the context: the worker''s own credentials and scheduling, the process''s controls' {
@@ -96,6 +113,12 @@ else { "ERROR `$(`$errors[0].FullyQualifiedErrorId) `$(`$errors[0].Exception.Mes
     It 'comes back with every attribute of each thread and of the process, as the program itself sees them' {
         $after.Attributes | Should -Be $before.Attributes
         $after.Check | Should -Be 'CHECK ok'
+    }
+
+    It 'is back in its v2 cgroup, made again since it had been removed' {
+        if (-not $cgroup) { Set-ItResult -Skipped -Because 'no cgroup v2 hierarchy is mounted'; return }
+        (Get-Content "/proc/$id/cgroup") | Should -Contain "0::/$cgroupName"
+        $restart.Messages -match "created the v2 cgroup /$cgroupName" | Should -Not -BeNullOrEmpty
     }
 
     It 'is a child subreaper again: an orphan of its tree is reparented to it; its child had its parent-death signal back' {

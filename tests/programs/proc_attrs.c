@@ -3,7 +3,8 @@
  * the default (run as root): supplementary groups, capability sets and securebits (different in
  * each thread), a filesystem uid, nice values, scheduling policies, CPU affinity, the parent-death
  * signal of a child (whose parent is restarted too), oom_score_adj, the audit loginuid,
- * PR_SET_THP_DISABLE and PR_SET_CHILD_SUBREAPER.
+ * PR_SET_THP_DISABLE and PR_SET_CHILD_SUBREAPER; and, given a cgroup directory as its argument,
+ * its cgroup (it moves itself there first, so its children and threads start in it).
  *
  * Two threads: main and "worker". On SIGUSR1 each thread reads its own attributes (from the
  * kernel's calls, not /proc) and the main thread prints one "ATTR <who> ..." line per thread and
@@ -111,8 +112,13 @@ static void describe_process(char *out, size_t size)
     login[strcspn(login, "\n")] = 0;
     int reaper = 0;
     prctl(PR_GET_CHILD_SUBREAPER, &reaper, 0, 0, 0);
-    snprintf(out, size, "groups=%s oom_score_adj=%s loginuid=%s thp_disable=%d subreaper=%d",
-             list, oom, login, prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0), reaper);
+    char cgroup[256] = "?", line[512];
+    f = fopen("/proc/self/cgroup", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "0::", 3) == 0) { snprintf(cgroup, sizeof cgroup, "%s", line + 3); cgroup[strcspn(cgroup, "\n")] = 0; }
+    if (f) fclose(f);
+    snprintf(out, size, "groups=%s oom_score_adj=%s loginuid=%s thp_disable=%d subreaper=%d cgroup=%s",
+             list, oom, login, prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0), reaper, cgroup);
 }
 
 static void *worker(void *arg)
@@ -163,8 +169,15 @@ static void orphan(void)
     for (;;) pause();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1) {
+        char procs[512];
+        snprintf(procs, sizeof procs, "%s/cgroup.procs", argv[1]);
+        int cg = open(procs, O_WRONLY);
+        if (cg < 0 || write(cg, "0", 1) != 1) die("enter the cgroup");
+        close(cg);
+    }
     /* The launcher's SIGKILL-on-its-death goes: a restart makes this process a child of the
      * restarting PowerShell, and does not carry a parent-death signal over to that new parent. */
     prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
