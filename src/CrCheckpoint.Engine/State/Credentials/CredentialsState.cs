@@ -71,7 +71,9 @@ public static class CredentialsState
             (int)(Interop.syscall(Syscalls.prctl, PR_GET_SECUREBITS) & ~SECBIT_KEEP_CAPS));
         const int DataAt = Tracee.BatchRoom / 2, GroupsAt = DataAt + 64;
         var changed = 0;
-        foreach (var (tracee, record) in threads)
+        // The main thread last: its calls end with the dumpable flag, which belongs to the whole
+        // address space and which any thread's change of ids resets.
+        foreach (var (tracee, record) in threads.Reverse())
         {
             var saved = record.Credentials ?? process.Credentials;
             var isLeader = tracee == leader;
