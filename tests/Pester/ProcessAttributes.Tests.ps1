@@ -64,9 +64,9 @@ else { "ERROR `$(`$errors[0].FullyQualifiedErrorId) `$(`$errors[0].Exception.Mes
 'DONE'
 "@
         $refused = Invoke-ChildPwsh $script -TimeoutSec 90 -Prefix 'setpriv', '--bounding-set=-sys_nice'
-        # It had made the cgroup again before it was refused (a failed restart does not remove it).
-        $cgroupAfterRefusal = $cgroup -and (Test-Path $cgroup)
-        if ($cgroupAfterRefusal) { Remove-Cgroup $cgroup }
+        # It had made the cgroup again before it was refused: a failed restart takes it away.
+        $cgroupLeft = $cgroup -and (Test-Path $cgroup)
+        if ($cgroupLeft) { Remove-Cgroup $cgroup }
 
         $restart = Restart-ThreadProgram $checkpoint.Path -Directory $TestDrive
         $id = $restart.ProcessIds[0]
@@ -108,6 +108,7 @@ else { "ERROR `$(`$errors[0].FullyQualifiedErrorId) `$(`$errors[0].Exception.Mes
         $failures[0] | Should -BeLike 'ERROR Restart.PermissionDenied*'
         $failures[0] | Should -Match "process $($program.Id): thread \d+ had CAP_SYS_NICE in its (permitted|bounding) capability set"
         $refused.Output | Should -Contain 'LEFT 0'
+        $cgroupLeft | Should -BeFalse -Because 'the cgroup the refused restart made is removed again'
     }
 
     It 'comes back with every attribute of each thread and of the process, as the program itself sees them' {

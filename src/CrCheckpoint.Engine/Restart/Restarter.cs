@@ -140,6 +140,7 @@ public static class Restarter
             new StandardStreams(request.StandardInput, request.StandardOutput, request.StandardError), shared, log);
         var rebuilt = new Dictionary<int, Rebuilt>();
         var all = new List<Tracee>();
+        var createdCgroups = new List<string>();
         long bytes = 0;
         try
         {
@@ -167,7 +168,7 @@ public static class Restarter
                 rebuilt[p.Pid] = new Rebuilt(p, tracee);
                 if (p.Process.SessionId == p.Pid && (parent is not null || request.RestoreSid))
                     tracee.CheckedSyscall("setsid", Syscalls.setsid);
-                CgroupMembership.Restore(tracee.Pid, p.Process, log);
+                CgroupMembership.Restore(tracee.Pid, p.Process, createdCgroups, log);
                 ProcessControls.Restore(tracee, p.Process, log);
             }
             RestoreGroups(request, order, rebuilt, log);
@@ -240,6 +241,7 @@ public static class Restarter
             foreach (var t in all) Interop.kill(t.Pid, Signals.SIGKILL);
             foreach (var t in Enumerable.Reverse(all)) t.KillAndReap();
             if (all.Count > 0) log.Add($"killed the half-built process(es) {string.Join(", ", all.Select(t => t.Tid).Distinct())}");
+            CgroupMembership.RemoveCreated(createdCgroups, log);
             throw;
         }
     }

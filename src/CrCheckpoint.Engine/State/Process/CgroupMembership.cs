@@ -43,7 +43,8 @@ public static class CgroupMembership
         string.Join(", ", ProcCgroup.Parse(text).Where(l => l.Path != "/").Select(l => $"{(l.Controllers == "" ? "v2" : l.Controllers)}:{l.Path}")) is { Length: > 0 } s ? s : "the root cgroups";
 
     /// <summary>Moves the new (still single-threaded) process into each saved cgroup it is not in.</summary>
-    public static void Restore(int pid, ProcessRecord process, MessageLog log)
+    /// <param name="created">Gets the directories made here, for <see cref="RemoveCreated"/> to take away if the restart fails.</param>
+    public static void Restore(int pid, ProcessRecord process, List<string> created, MessageLog log)
     {
         if (process.Cgroups is not { } saved) return;
         var current = ProcCgroup.Read($"/proc/{pid}/cgroup");
@@ -64,6 +65,7 @@ public static class CgroupMembership
                 if (!Directory.Exists(directory))
                 {
                     Directory.CreateDirectory(directory);
+                    created.Add(directory);
                     log.Add($"created {name} ({directory}) for process {process.Pid}");
                 }
                 // cgroup.procs moves the whole thread group; it has one thread yet.
@@ -74,6 +76,33 @@ public static class CgroupMembership
                 throw Refused(process, name, e.Message);
             }
         }
+    }
+
+    /// <summary>
+    /// After a failed restart, once its processes are killed and reaped: the cgroups it made go
+    /// again, deepest first. A cgroup stays busy for a moment after its last process is reaped.
+    /// </summary>
+    public static void RemoveCreated(List<string> created, MessageLog log)
+    {
+        foreach (var directory in Enumerable.Reverse(created))
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (true)
+            {
+                try
+                {
+                    Directory.Delete(directory);
+                    break;
+                }
+                catch (IOException) when (clock.ElapsedMilliseconds < 2000) { Thread.Sleep(10); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    log.Add($"could not remove the cgroup {directory} the restart had made: {e.Message}");
+                    break;
+                }
+            }
+        }
+        created.Clear();
     }
 
     private static RestartException Refused(ProcessRecord process, string name, string why) =>
