@@ -83,6 +83,7 @@ public static class ProcessCapture
             Dumpable = dumpable >= 0 ? (int)dumpable : null,
             ThreadIds = threads.Select(t => t.Tid).ToArray(),
             Controls = ProcessControls.Capture(tracee, frozen.Threads),
+            Cgroups = CgroupMembership.Capture(pid, frozen.Threads),
         };
 
         var toSave = unlinked.Concat(mapped).GroupBy(f => f.Key).Select(g => g.First()).ToList();

@@ -140,6 +140,7 @@ public static class Restarter
             new StandardStreams(request.StandardInput, request.StandardOutput, request.StandardError), shared, log);
         var rebuilt = new Dictionary<int, Rebuilt>();
         var all = new List<Tracee>();
+        var createdCgroups = new List<string>();
         long bytes = 0;
         try
         {
@@ -171,6 +172,7 @@ public static class Restarter
                 rebuilt[p.Pid] = new Rebuilt(p, tracee);
                 if (p.Process.SessionId == p.Pid && (parent is not null || request.RestoreSid))
                     tracee.CheckedSyscall("setsid", Syscalls.setsid);
+                CgroupMembership.Restore(tracee.Pid, p.Process, createdCgroups, log);
                 ProcessControls.Restore(tracee, p.Process, log);
             }
             files.Pids = order.ToDictionary(p => p.Pid, p => rebuilt[p.Pid].Leader.Pid);
@@ -190,7 +192,7 @@ public static class Restarter
                 r.Threads.AddRange(threads.Zip(p.Threads.Skip(1)));
                 PosixTimerState.Restore(r.Leader, p.Process.PosixTimers,
                     tid => r.Threads.FirstOrDefault(x => x.Record.Tid == tid).Tracee?.Tid ?? r.Leader.Tid);
-                CredentialsState.Restore(r.Threads, p.Process, (t, leader) => ProcessControls.AfterCredentials(p.Process, t, leader), log);
+                CredentialsState.Restore(r.Threads, p.Process, ProcessControls.AfterCredentials(p.Process, p.Threads, rebuilt.ContainsKey(p.Process.ParentPid), log), log);
                 Scheduling.Restore(r.Leader.Pid, r.Threads);
                 if (threads.Count > 0) log.Add($"process {r.Leader.Pid}: {threads.Count} more thread(s) created");
                 if (!request.RestorePid)
@@ -251,6 +253,7 @@ public static class Restarter
             foreach (var t in all) Interop.kill(t.Pid, Signals.SIGKILL);
             foreach (var t in Enumerable.Reverse(all)) t.KillAndReap();
             if (all.Count > 0) log.Add($"killed the half-built process(es) {string.Join(", ", all.Select(t => t.Tid).Distinct())}");
+            CgroupMembership.RemoveCreated(createdCgroups, log);
             throw;
         }
     }
@@ -301,6 +304,7 @@ public static class Restarter
         Scheduling.Verify(r.Leader.Pid, r.Threads);
         AreaFlagsState.Verify(r.Leader.Pid, p.Map);
         SharedMemoryObjects.VerifyDescriptors(r.Leader.Pid, p, image);
+        CgroupMembership.Verify(r.Leader.Pid, r.Threads, p.Process);
     }
 
     /// <summary>

@@ -71,7 +71,9 @@ public static class CredentialsState
             (int)(Interop.syscall(Syscalls.prctl, PR_GET_SECUREBITS) & ~SECBIT_KEEP_CAPS));
         const int DataAt = Tracee.BatchRoom / 2, GroupsAt = DataAt + 64;
         var changed = 0;
-        foreach (var (tracee, record) in threads)
+        // The main thread last: its calls end with the dumpable flag, which belongs to the whole
+        // address space and which any thread's change of ids resets.
+        foreach (var (tracee, record) in threads.Reverse())
         {
             var saved = record.Credentials ?? process.Credentials;
             var isLeader = tracee == leader;
@@ -120,7 +122,8 @@ public static class CredentialsState
         if (changed > 0)
         {
             var c = process.Credentials;
-            log.Add($"process {leader.Pid} runs as uid {c.Uids[1]} gid {c.Gids[1]} with its capabilities again{(changed > 1 ? $", in {changed} threads" : "")}");
+            var where = changed == threads.Count ? (changed > 1 ? ", in every thread" : "") : $", in {changed} of its {threads.Count} threads";
+            log.Add($"process {leader.Pid} runs as uid {c.Uids[1]} gid {c.Gids[1]} again{where}, with its capabilities");
         }
     }
 

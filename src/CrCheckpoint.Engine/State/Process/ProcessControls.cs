@@ -114,17 +114,32 @@ public static class ProcessControls
     }
 
     /// <summary>
-    /// The calls a thread makes once its credentials are back, because each change of credentials
+    /// The calls each thread makes once its credentials are back, because each change of credentials
     /// clears what they set: its parent-death signal, and (in the main thread) the dumpable flag.
+    /// <para>
+    /// A parent-death signal belongs to the link with the parent. A process whose parent is not
+    /// restarted with it becomes a child of the restarting PowerShell (of the engine thread that
+    /// made it, to the kernel), so the signal would fire when that thread ends, not when its parent
+    /// dies: it is not set, and the restart says so.
+    /// </para>
     /// </summary>
-    public static List<(string Name, RemoteCall Call)> AfterCredentials(ProcessRecord process, ThreadRecord thread, bool leader)
+    public static Func<ThreadRecord, bool, List<(string Name, RemoteCall Call)>> AfterCredentials(ProcessRecord process, IReadOnlyList<ThreadRecord> threads,
+        bool parentRestarted, MessageLog log)
     {
-        var calls = new List<(string, RemoteCall)>();
-        if (thread.ParentDeathSignal != 0)
-            calls.Add(("prctl(PR_SET_PDEATHSIG)", new RemoteCall(Syscalls.prctl, PR_SET_PDEATHSIG, thread.ParentDeathSignal)));
-        if (leader && process.Dumpable is { } dumpable)
-            calls.Add(("prctl(PR_SET_DUMPABLE)", new RemoteCall(Syscalls.prctl, PR_SET_DUMPABLE, dumpable)));
-        return calls;
+        if (!parentRestarted && threads.FirstOrDefault(t => t.ParentDeathSignal != 0) is { } with)
+        {
+            log.Add($"process {process.Pid} ({process.Name}) had a parent-death signal ({Native.Signals.Name(with.ParentDeathSignal)}) for its parent {process.ParentPid}, which is not restarted; " +
+                    "its new parent is this PowerShell, and the signal is not set again");
+        }
+        return (thread, leader) =>
+        {
+            var calls = new List<(string, RemoteCall)>();
+            if (thread.ParentDeathSignal != 0 && parentRestarted)
+                calls.Add(("prctl(PR_SET_PDEATHSIG)", new RemoteCall(Syscalls.prctl, PR_SET_PDEATHSIG, thread.ParentDeathSignal)));
+            if (leader && process.Dumpable is { } dumpable)
+                calls.Add(("prctl(PR_SET_DUMPABLE)", new RemoteCall(Syscalls.prctl, PR_SET_DUMPABLE, dumpable)));
+            return calls;
+        };
     }
 
     // ---- read-back ----

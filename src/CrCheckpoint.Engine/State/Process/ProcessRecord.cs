@@ -42,6 +42,8 @@ public sealed class ProcessRecord
     public int? Dumpable { get; init; }
     /// <summary>oom_score_adj, loginuid, PR_SET_THP_DISABLE, PR_SET_CHILD_SUBREAPER; since 1.2 (absent: left as the restart makes them).</summary>
     public ProcessControlsRecord? Controls { get; init; }
+    /// <summary>The cgroup of each hierarchy (/proc/PID/cgroup); since 1.2 (absent: left as the restart makes them).</summary>
+    public List<CgroupRecord>? Cgroups { get; init; }
     /// <summary>The process had exited and waited for its parent to reap it; only its exit status is kept.</summary>
     public bool Zombie { get; init; }
     /// <summary>A zombie's wait status (exit code in bits 8-15, or the killing signal in bits 0-6).</summary>
