@@ -92,7 +92,7 @@ public sealed class OpenFileTable : IDisposable
             case FileDescriptorKind.InetSocket when d.Inet is not null:
                 return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log, d.SocketOptions, Connections);
             case FileDescriptorKind.UnixSocket:
-                return StandaloneUnixSocket.Create(d);
+                return StandaloneUnixSocket.Create(d, _relocate, _log);
             case FileDescriptorKind.EventFd when d.EventFd is not null:
                 return EventFdState.Create(d.EventFd, d.Flags);
             case FileDescriptorKind.TimerFd when d.Timer is not null:
