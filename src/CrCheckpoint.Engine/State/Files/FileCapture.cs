@@ -23,12 +23,12 @@ public static class FileCapture
                 sockets ??= UnixSocketDiag.Dump();
                 sockets.TryGetValue(record.Inode, out var unix);
                 var options = SocketOptionState.Capture(pid, d.Fd, unix);
-                if (unix is { PeerInode: not 0, Name: null or "" })
+                if (unix is { PeerInode: not 0, Name: null or "" } || StandaloneUnixSocket.IsOrphanedPairEnd(pid, d.Fd, unix))
                 {
                     descriptors.Add(new FileDescriptorRecord
                     {
                         Fd = record.Fd, Kind = record.Kind, Path = record.Path, Flags = record.Flags, CloseOnExec = record.CloseOnExec,
-                        Identity = record.Identity, Inode = record.Inode, SocketType = unix.Type, PeerInode = unix.PeerInode,
+                        Identity = record.Identity, Inode = record.Inode, SocketType = unix!.Type, PeerInode = unix.PeerInode,
                         SocketOptions = options,
                     });
                     continue;

@@ -200,10 +200,11 @@ public sealed class OpenFileTable : IDisposable
             var mine = new SafeFileHandle(fds[0], true);
             var peer = new SafeFileHandle(fds[1], true);
             _sockets[d.Inode] = mine;
-            _sockets[d.PeerInode] = peer;
+            if (d.PeerInode != 0) _sockets[d.PeerInode] = peer;
             Refill(d.Inode, peer);
             Refill(d.PeerInode, mine);
             SocketOptionState.ApplyPair(_image, d, fds[0], fds[1]);
+            if (d.PeerInode == 0) peer.Dispose(); // the end the program had closed, closed again
         }
         var handle = _sockets[d.Inode];
         fcntl((int)handle.DangerousGetHandle(), F_SETFL, d.Flags & O_NONBLOCK);

@@ -13,7 +13,7 @@ namespace CrCheckpoint.Engine.State.Files;
 /// </summary>
 public static class StandaloneUnixSocket
 {
-    private const int TCP_CLOSE = 7, O_NONBLOCK = 0x800;
+    private const int TCP_ESTABLISHED = 1, TCP_CLOSE = 7, O_NONBLOCK = 0x800;
 
     public static bool Is(UnixSocketInfo? unix) =>
         unix is { PeerInode: 0, Name: null or "", State: TCP_CLOSE, ReceiveQueue: 0 };
@@ -21,6 +21,27 @@ public static class StandaloneUnixSocket
     /// <summary>Bound to a name, but neither connected nor listening, and nothing waiting in it.</summary>
     public static bool IsBound(UnixSocketInfo? unix) =>
         unix is { PeerInode: 0, Name.Length: > 0, State: TCP_CLOSE, ReceiveQueue: 0 };
+
+    /// <summary>
+    /// One end of a socket pair whose other end the program closed: still connected, to nothing,
+    /// with what was sent before the close waiting in it. A client whose server hung up looks the
+    /// same to sock_diag, but its peer had a name (getpeername tells), which a pair cannot give back.
+    /// </summary>
+    public static unsafe bool IsOrphanedPairEnd(int pid, int fd, UnixSocketInfo? unix)
+    {
+        if (unix is not { PeerInode: 0, Name: null or "", State: TCP_ESTABLISHED }) return false;
+        var copy = ForeignDescriptor.Copy(pid, fd);
+        try
+        {
+            var address = stackalloc byte[112];
+            var length = 112;
+            return getpeername(copy, address, &length) == 0 && length <= 2;
+        }
+        finally
+        {
+            close(copy);
+        }
+    }
 
     public static FileDescriptorRecord Record(FileDescriptorRecord r, UnixSocketInfo unix, SocketOptionsRecord? options) => new()
     {
