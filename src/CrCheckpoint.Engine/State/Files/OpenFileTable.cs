@@ -43,6 +43,7 @@ public sealed class OpenFileTable : IDisposable
         _pipeEnds = image.Processes.SelectMany(p => p.Files.Descriptors)
             .Where(d => d.Kind == FileDescriptorKind.Pipe)
             .SelectMany(d => new[] { (d.Inode, true), (d.Inode, false) }.Where(e => e.Item2 ? d.Readable : d.Writable))
+            .Concat(image.Sockets.SelectMany(s => s.Record.InFlight ?? []).SelectMany(m => m.Pipes).Select(e => (e.Inode, e.ReadEnd)))
             .ToHashSet();
     }
 
@@ -214,17 +215,19 @@ public sealed class OpenFileTable : IDisposable
     private unsafe void Refill(ulong inode, SafeFileHandle sender)
     {
         var saved = _image.Sockets.FirstOrDefault(s => s.Record.Inode == inode);
-        if (saved is null || saved.DataLength == 0) return;
+        if (saved is null || (saved.DataLength == 0 && saved.Record.MessageLengths.Length == 0)) return; // empty datagrams count
         var data = ReadSaved(saved.Source, saved.DataOffset, saved.DataLength);
         var lengths = saved.Record.MessageLengths.Length > 0 ? saved.Record.MessageLengths : [data.Length];
         var at = 0;
         fixed (byte* p = data)
         {
-            foreach (var length in lengths)
+            for (var i = 0; i < lengths.Length; i++)
             {
-                if (send((int)sender.DangerousGetHandle(), p + at, (nuint)length, 0) != length)
+                var rights = (saved.Record.InFlight ?? []).Where(m => m.Message == i).SelectMany(m => m.Pipes)
+                    .Select(e => Pipe(e.Inode, e.ReadEnd, e.Flags)).ToList();
+                if (!SocketCapture.Resend((int)sender.DangerousGetHandle(), p + at, lengths[i], rights))
                     throw new NativeException($"refilling socket:[{inode}]", ErrnoCheck.LastErrno);
-                at += length;
+                at += lengths[i];
             }
         }
         _log.Add($"socket:[{inode}] refilled with {data.Length} bytes in {lengths.Length} message(s)");
