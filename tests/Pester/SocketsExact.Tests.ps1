@@ -20,7 +20,7 @@ Describe 'Exact sockets: options, a filter and shutdowns on several kinds (socke
     BeforeAll {
         $program = Start-TestProgram socket_options
         $path = Join-Path $TestDrive 'options.ctx'
-        $checkpoint = Measure-Command { $null = Invoke-CheckpointKill $program.Id $path }
+        $checkpoint = Measure-Command { $null = Invoke-CheckpointKill $program.Id $path -Parameters @{ TimeoutSec = 60 } }
         $descriptors = @((Get-CrContext -Path $path -ErrorAction Stop).Processes[0].Files.Descriptors)
         $result = Invoke-TestRestart $path
         $id = $result.ProcessIds[0]
