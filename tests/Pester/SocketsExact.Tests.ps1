@@ -2,7 +2,8 @@
 # IPv6, listening TCP, an established connection), an attached classic filter, the directions shut down,
 # the data that waited in unix socket pairs (a seqpacket end shut both ways included: the state that once
 # made the checkpoint loop for ever). The program checks all of it from its own side after the restart.
-# Descriptors in flight in a unix socket (SCM_RIGHTS) cannot be carried yet: refused, the process untouched.
+# A pipe end in flight in a unix socket (SCM_RIGHTS) rides again on its message; other descriptors in flight
+# are refused, the process untouched.
 
 BeforeAll {
     Import-Module "$PSScriptRoot/../../CrCheckpoint.psd1"
@@ -19,7 +20,7 @@ Describe 'Exact sockets: options, a filter and shutdowns on several kinds (socke
     BeforeAll {
         $program = Start-TestProgram socket_options
         $path = Join-Path $TestDrive 'options.ctx'
-        $checkpoint = Measure-Command { $null = Invoke-CheckpointKill $program.Id $path }
+        $checkpoint = Measure-Command { $null = Invoke-CheckpointKill $program.Id $path -Parameters @{ TimeoutSec = 60 } }
         $descriptors = @((Get-CrContext -Path $path -ErrorAction Stop).Processes[0].Files.Descriptors)
         $result = Invoke-TestRestart $path
         $id = $result.ProcessIds[0]
@@ -53,14 +54,48 @@ Describe 'Exact sockets: options, a filter and shutdowns on several kinds (socke
     }
 }
 
-Describe 'Exact sockets: a descriptor in flight in a unix socket pair (SCM_RIGHTS)' {
+Describe 'Exact sockets: a pipe end in flight in a unix socket pair (SCM_RIGHTS)' {
+    BeforeAll {
+        $script = Join-Path $TestDrive 'pipe-in-flight.py'
+        Set-Content $script @'
+import os, signal, socket
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+r, w = os.pipe()
+socket.send_fds(a, [b"first"], [r])
+os.close(r)
+a.send(b"second")
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+print("READY", os.getpid(), flush=True)
+signal.sigwait([signal.SIGUSR1])
+message, fds, _, _ = socket.recv_fds(b, 16, 4, socket.MSG_DONTWAIT)
+os.write(w, b"through the pipe")
+print("GOT", message.decode(), len(fds), os.read(fds[0], 64).decode() if fds else "-", b.recv(16, socket.MSG_DONTWAIT).decode(), flush=True)
+signal.pause()
+'@
+        $program = Start-TestProgram -FilePath python3 -ArgumentList '-u', $script -WaitFor '^READY '
+        $path = Join-Path $TestDrive 'pipe-in-flight.ctx'
+        $null = Invoke-CheckpointKill $program.Id $path
+        $result = Invoke-TestRestart $path
+        $id = $result.ProcessIds[0]
+        $skip = @(Get-ProgramLines $program).Count
+        Send-Signal $id USR1
+        $got = Wait-ProgramLine $program '^GOT ' -Skip $skip -Id $id
+    }
+    AfterAll { Stop-RestartedProcess $result.ProcessIds }
+
+    It 'gives the message back with the pipe end on it, still the same pipe, then the next message' {
+        $got | Should -Be 'GOT first 1 through the pipe second'
+    }
+}
+
+Describe 'Exact sockets: another descriptor in flight in a unix socket pair (SCM_RIGHTS)' {
     BeforeAll {
         $script = Join-Path $TestDrive 'inflight.py'
         Set-Content $script @'
 import os, signal, socket
 a, b = socket.socketpair()
-r, w = os.pipe()
-socket.send_fds(a, [b"x"], [r])
+f = os.open("/dev/null", os.O_RDONLY)
+socket.send_fds(a, [b"x"], [f])
 print("READY", os.getpid(), b.fileno(), flush=True)
 signal.pause()
 '@
@@ -78,7 +113,7 @@ signal.pause()
         $errors | Should -HaveCount 1
         $errors[0].FullyQualifiedErrorId | Should -BeLike 'Checkpoint.Unsupported*'
         $errors[0].Exception.Message | Should -Match "process $($program.Id)"
-        $errors[0].Exception.Message | Should -Match "descriptor $fd\b.*SCM_RIGHTS"
+        $errors[0].Exception.Message | Should -Match "descriptor $fd\b.*SCM_RIGHTS.*/dev/null"
     }
 
     It 'leaves the process running as it was, and no context file' {

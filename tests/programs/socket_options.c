@@ -5,6 +5,7 @@
  *     other end shut for writing (so the first reads "hello", then end-of-file)
  *   unix seqpacket pair: SO_PASSSEC, one end holds a message and is shut both ways (the state that
  *     once made a checkpoint loop for ever)
+ *   unix stream pair whose other end was closed, "tail" waiting in the end left
  *   unix datagram socket, never bound: SO_SNDBUF (set, so locked), SO_PRIORITY, SO_TIMESTAMPNS
  *   UDP socket connected to itself: SO_BROADCAST, SO_MARK, IP_TOS, IP_TTL, IP_RECVTTL, a filter
  *     (accept everything, 2 instructions), shut for writing (a send must fail with EPIPE)
@@ -66,6 +67,11 @@ int main(void)
     set(sq[1], SOL_SOCKET, SO_PASSSEC, 1, "SO_PASSSEC");
     if (write(sq[1], "msg", 3) != 3) die("write seqpacket");
     if (shutdown(sq[0], SHUT_RDWR) == -1) die("shutdown seqpacket");
+
+    int orphan[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, orphan) == -1) die("socketpair orphan");
+    if (write(orphan[1], "tail", 4) != 4) die("write orphan");
+    close(orphan[1]);
 
     int ud = socket(AF_UNIX, SOCK_DGRAM, 0);
     if (ud == -1) die("socket unix dgram");
@@ -156,6 +162,11 @@ int main(void)
     n = recv(sq[0], buffer, sizeof buffer, MSG_DONTWAIT);
     report(n == 0, "seqpacket end-of-file after shutdown", n < 0 ? strerror(errno) : "data");
     expect(sq[1], SOL_SOCKET, SO_PASSSEC, 1, "SO_PASSSEC");
+
+    n = recv(orphan[0], buffer, sizeof buffer, MSG_DONTWAIT);
+    report(n == 4 && memcmp(buffer, "tail", 4) == 0, "data left by a closed end", n < 0 ? strerror(errno) : "other data");
+    n = recv(orphan[0], buffer, sizeof buffer, MSG_DONTWAIT);
+    report(n == 0, "end-of-file after it", n < 0 ? strerror(errno) : "data");
 
     expect(ud, SOL_SOCKET, SO_SNDBUF, 60000, "SO_SNDBUF");
     expect(ud, SOL_SOCKET, SO_PRIORITY, 5, "SO_PRIORITY");

@@ -1,7 +1,7 @@
 /*
  * unsupported KIND: holds one descriptor the engine cannot checkpoint yet, at fd 3, then waits.
  *   KIND: userfaultfd, unixdgram (AF_UNIX datagram socket bound to
- *         ./sock in the working directory), socketpair (AF_UNIX stream socketpair: 3 and 4), fanotify, pidfd (of itself)
+ *         ./sock in the working directory, a datagram waiting in it), socketpair (AF_UNIX stream socketpair: 3 and 4), fanotify, pidfd (of itself)
  * Prints "HOLDS <kind> <fd>" then "READY <pid>". SIGUSR1 prints "USR1 <n>" (to show it still works).
  */
 #include "common.h"
@@ -30,6 +30,10 @@ int main(int argc, char **argv)
         fd = socket(AF_UNIX, SOCK_DGRAM, 0);
         struct sockaddr_un a = { .sun_family = AF_UNIX, .sun_path = "sock" };
         if (fd == -1 || bind(fd, (struct sockaddr *)&a, sizeof a) == -1) die("unix socket");
+        /* A datagram waiting in it carries its sender's address, which a restart could not give back. */
+        int sender = socket(AF_UNIX, SOCK_DGRAM, 0);
+        if (sender == -1 || sendto(sender, "x", 1, 0, (struct sockaddr *)&a, sizeof a) != 1) die("sendto");
+        close(sender);
     } else if (strcmp(kind, "fanotify") == 0) {
         fd = fanotify_init(FAN_CLASS_NOTIF, O_RDONLY);
         if (fd == -1) die("fanotify_init");

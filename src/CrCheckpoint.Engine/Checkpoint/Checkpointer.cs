@@ -278,7 +278,7 @@ public static class Checkpointer
         var seen = new HashSet<ulong>();
         foreach (var (pid, d) in held)
         {
-            if (!inodes.Contains(d.PeerInode))
+            if (d.PeerInode != 0 && !inodes.Contains(d.PeerInode)) // 0: the other end was closed
                 throw new UnsupportedStateException(pid,
                     $"descriptor {d.Fd} ({d.Path}) is a unix socket connected to a process outside the checkpoint; checkpoint that process too (-Scope Tree from a common ancestor, or -Scope Session)");
             if (seen.Add(d.Inode)) result.Add(SocketCapture.Capture(pid, d.Fd, d));

@@ -24,12 +24,12 @@ public static class FileCapture
                 sockets ??= UnixSocketDiag.Dump();
                 sockets.TryGetValue(record.Inode, out var unix);
                 var options = SocketOptionState.Capture(pid, d.Fd, unix);
-                if (unix is { PeerInode: not 0, Name: null or "" })
+                if (unix is { PeerInode: not 0, Name: null or "" } || StandaloneUnixSocket.IsOrphanedPairEnd(pid, d.Fd, unix))
                 {
                     descriptors.Add(new FileDescriptorRecord
                     {
                         Fd = record.Fd, Kind = record.Kind, Path = record.Path, Flags = record.Flags, CloseOnExec = record.CloseOnExec,
-                        Identity = record.Identity, Inode = record.Inode, SocketType = unix.Type, PeerInode = unix.PeerInode,
+                        Identity = record.Identity, Inode = record.Inode, SocketType = unix!.Type, PeerInode = unix.PeerInode,
                         SocketOptions = options,
                     });
                     continue;
@@ -39,7 +39,7 @@ public static class FileCapture
                     descriptors.Add(StandaloneUnixSocket.Record(record, unix!, options));
                     continue;
                 }
-                if (unix is { IsListening: true, Name: { Length: > 0 } name })
+                if ((unix is { IsListening: true } || StandaloneUnixSocket.IsBound(unix)) && unix!.Name is { Length: > 0 } name)
                 {
                     descriptors.Add(Listening(pid, record, unix, name, options));
                     continue;
@@ -100,7 +100,7 @@ public static class FileCapture
         }
         return new FileDescriptorRecord
         {
-            Fd = record.Fd, Kind = FileDescriptorKind.ListeningSocket, Path = record.Path, Flags = record.Flags,
+            Fd = record.Fd, Kind = unix.IsListening ? FileDescriptorKind.ListeningSocket : FileDescriptorKind.UnixSocket, Path = record.Path, Flags = record.Flags,
             CloseOnExec = record.CloseOnExec, Identity = record.Identity, Inode = record.Inode, SocketType = unix.Type,
             SocketName = name, ListenBacklog = (int)unix.Backlog, PendingConnections = (int)unix.ReceiveQueue,
             SocketFileMode = st.Mode & 0xfff, SocketFileOwner = st.Uid, SocketFileGroup = st.Gid, SocketOptions = options,

@@ -126,4 +126,6 @@ public sealed class SocketDataRecord
     public int SocketType { get; init; }
     /// <summary>For datagram and seqpacket sockets: the length of each message, in order (the data is them back to back).</summary>
     public int[] MessageLengths { get; init; } = [];
+    /// <summary>Pipe ends in flight (SCM_RIGHTS) with the messages they ride on; null when none.</summary>
+    public List<InFlightDescriptors>? InFlight { get; init; }
 }

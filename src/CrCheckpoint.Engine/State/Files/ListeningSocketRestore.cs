@@ -17,7 +17,7 @@ public static class ListeningSocketRestore
     private const int EADDRINUSE = 98;
 
     /// <summary>Refuses a name that a live socket holds.</summary>
-    public static void Check(FileDescriptorRecord d, PathRelocator relocate, int pid, Lazy<Dictionary<ulong, UnixSocketInfo>> sockets)
+    public static void Check(FileDescriptorRecord d, PathRelocator relocate, int? pid, Lazy<Dictionary<ulong, UnixSocketInfo>> sockets)
     {
         var name = Name(d, relocate);
         if (name.StartsWith('@'))
@@ -30,7 +30,13 @@ public static class ListeningSocketRestore
             throw InUse(name, d, pid);
     }
 
-    public static unsafe SafeFileHandle Listen(FileDescriptorRecord d, PathRelocator relocate, MessageLog log)
+    public static SafeFileHandle Listen(FileDescriptorRecord d, PathRelocator relocate, MessageLog log) => Bind(d, relocate, log, listen: true);
+
+    /// <summary>
+    /// A new socket bound to the saved name, listening when <paramref name="listen"/> (otherwise a
+    /// socket that was bound and not used yet), with its options, socket file and shutdown state.
+    /// </summary>
+    public static unsafe SafeFileHandle Bind(FileDescriptorRecord d, PathRelocator relocate, MessageLog log, bool listen)
     {
         var name = Name(d, relocate);
         var address = Address(name);
@@ -59,11 +65,15 @@ public static class ListeningSocketRestore
                 if (d.SocketFileOwner != geteuid() || d.SocketFileGroup != getegid())
                     fchownat(AT_FDCWD, name, d.SocketFileOwner, d.SocketFileGroup, AT_SYMLINK_NOFOLLOW);
             }
-            ErrnoCheck.Check(listen(fd, d.ListenBacklog), $"listen on {name}");
+            if (listen)
+            {
+                ErrnoCheck.Check(Interop.listen(fd, d.ListenBacklog), $"listen on {name}");
+                log.Add($"listening again on {name} (backlog {d.ListenBacklog})");
+                if (d.PendingConnections > 0)
+                    log.Add($"{d.PendingConnections} connection(s) waiting to be accepted on {name} at the checkpoint are not carried over");
+            }
+            else log.Add($"unix socket bound to {name} again");
             SocketOptionState.Shutdown(fd, d.SocketOptions, d.Fd);
-            log.Add($"listening again on {name} (backlog {d.ListenBacklog})");
-            if (d.PendingConnections > 0)
-                log.Add($"{d.PendingConnections} connection(s) waiting to be accepted on {name} at the checkpoint are not carried over");
             return handle;
         }
         catch

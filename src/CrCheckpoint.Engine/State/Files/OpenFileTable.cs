@@ -47,6 +47,7 @@ public sealed class OpenFileTable : IDisposable
         _pipeEnds = image.Processes.SelectMany(p => p.Files.Descriptors)
             .Where(d => d.Kind == FileDescriptorKind.Pipe)
             .SelectMany(d => new[] { (d.Inode, true), (d.Inode, false) }.Where(e => e.Item2 ? d.Readable : d.Writable))
+            .Concat(image.Sockets.SelectMany(s => s.Record.InFlight ?? []).SelectMany(m => m.Pipes).Select(e => (e.Inode, e.ReadEnd)))
             .ToHashSet();
         _threadIds = image.Processes.SelectMany(p => p.Process.ThreadIds).ToHashSet();
     }
@@ -146,7 +147,7 @@ public sealed class OpenFileTable : IDisposable
             case FileDescriptorKind.InetSocket when d.Inet is not null:
                 return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log, d.SocketOptions, Connections);
             case FileDescriptorKind.UnixSocket:
-                return StandaloneUnixSocket.Create(d);
+                return StandaloneUnixSocket.Create(d, _relocate, _log);
             case FileDescriptorKind.EventFd when d.EventFd is not null:
                 return EventFdState.Create(d.EventFd, d.Flags);
             case FileDescriptorKind.TimerFd when d.Timer is not null:
@@ -309,10 +310,11 @@ public sealed class OpenFileTable : IDisposable
             var mine = new SafeFileHandle(fds[0], true);
             var peer = new SafeFileHandle(fds[1], true);
             _sockets[d.Inode] = mine;
-            _sockets[d.PeerInode] = peer;
+            if (d.PeerInode != 0) _sockets[d.PeerInode] = peer;
             Refill(d.Inode, peer);
             Refill(d.PeerInode, mine);
             SocketOptionState.ApplyPair(_image, d, fds[0], fds[1]);
+            if (d.PeerInode == 0) peer.Dispose(); // the end the program had closed, closed again
         }
         return (int)_sockets[d.Inode].DangerousGetHandle();
     }
@@ -320,17 +322,19 @@ public sealed class OpenFileTable : IDisposable
     private unsafe void Refill(ulong inode, SafeFileHandle sender)
     {
         var saved = _image.Sockets.FirstOrDefault(s => s.Record.Inode == inode);
-        if (saved is null || saved.DataLength == 0) return;
+        if (saved is null || (saved.DataLength == 0 && saved.Record.MessageLengths.Length == 0)) return; // empty datagrams count
         var data = ReadSaved(saved.Source, saved.DataOffset, saved.DataLength);
         var lengths = saved.Record.MessageLengths.Length > 0 ? saved.Record.MessageLengths : [data.Length];
         var at = 0;
         fixed (byte* p = data)
         {
-            foreach (var length in lengths)
+            for (var i = 0; i < lengths.Length; i++)
             {
-                if (send((int)sender.DangerousGetHandle(), p + at, (nuint)length, 0) != length)
+                var rights = (saved.Record.InFlight ?? []).Where(m => m.Message == i).SelectMany(m => m.Pipes)
+                    .Select(e => Pipe(e.Inode, e.ReadEnd, e.Flags)).ToList();
+                if (!SocketCapture.Resend((int)sender.DangerousGetHandle(), p + at, lengths[i], rights))
                     throw new NativeException($"refilling socket:[{inode}]", ErrnoCheck.LastErrno);
-                at += length;
+                at += lengths[i];
             }
         }
         _log.Add($"socket:[{inode}] refilled with {data.Length} bytes in {lengths.Length} message(s)");

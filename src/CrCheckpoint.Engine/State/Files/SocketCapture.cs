@@ -3,6 +3,21 @@ using static CrCheckpoint.Engine.Native.Interop;
 
 namespace CrCheckpoint.Engine.State.Files;
 
+/// <summary>The descriptors that ride on one queued message (by its place in the queue), in the order they were sent.</summary>
+public sealed class InFlightDescriptors
+{
+    public int Message { get; init; }
+    public List<InFlightPipeEnd> Pipes { get; init; } = [];
+}
+
+/// <summary>One end of a pipe sent with SCM_RIGHTS and not received yet: the pipe's inode, which end, its open flags.</summary>
+public sealed class InFlightPipeEnd
+{
+    public ulong Inode { get; init; }
+    public bool ReadEnd { get; init; }
+    public int Flags { get; init; }
+}
+
 /// <summary>
 /// Reads what waits in a unix socket's receive queue without taking it: the engine pulls the socket
 /// in with pidfd_getfd and peeks, walking the queue with SO_PEEK_OFF (the program's own peek offset
@@ -10,12 +25,15 @@ namespace CrCheckpoint.Engine.State.Files;
 /// writer or the ancillary data changes) up to what SIOCINQ counted; datagrams and seqpackets
 /// message by message, until the queue says EAGAIN. A seqpacket socket shut for reading says
 /// end-of-file (0) instead of EAGAIN for ever, so there the count of queued bytes ends the walk.
-/// Descriptors or credentials riding along (SCM_RIGHTS, SCM_CREDENTIALS) refuse the checkpoint:
-/// the bytes alone would come back without them.
+/// Pipe ends riding along (SCM_RIGHTS) are noted with their message and sent again with it at
+/// restart; other descriptors, a pipe in flight with bytes in it, and credentials (SCM_CREDENTIALS)
+/// refuse the checkpoint: the bytes alone would come back without them. A peek hands the engine its
+/// own copies of descriptors in flight; it closes them.
 /// </summary>
 public static unsafe class SocketCapture
 {
-    private const int MaxQueue = 16 << 20, MaxMessages = 1 << 20, SIOCINQ = 0x541B, EAGAIN = 11, ControlSize = 4096;
+    private const int MaxQueue = 16 << 20, MaxMessages = 1 << 20, SIOCINQ = 0x541B, FIONREAD = 0x541B, EAGAIN = 11, ControlSize = 4096;
+    private const int F_GETFL = 3, O_CLOEXEC = 0x80000;
 
     public static (SocketDataRecord Meta, byte[] Data) Capture(int pid, int fd, FileDescriptorRecord socket)
     {
@@ -27,6 +45,7 @@ public static unsafe class SocketCapture
             var buffer = new byte[MaxQueue];
             var control = stackalloc byte[ControlSize];
             var lengths = new List<int>();
+            var inFlight = new List<InFlightDescriptors>();
             var total = 0;
             var queued = 0;
             ioctl(local, SIOCINQ, &queued);
@@ -50,7 +69,8 @@ public static unsafe class SocketCapture
                         if (errno == EAGAIN) break;
                         throw new UnsupportedStateException(pid, $"descriptor {fd}: the queue of this unix socket cannot be read: {Marshal.GetPInvokeErrorMessage(errno)}");
                     }
-                    Ancillary(pid, fd, &message);
+                    if (Ancillary(pid, fd, &message) is { Count: > 0 } pipes)
+                        inFlight.Add(new InFlightDescriptors { Message = lengths.Count, Pipes = pipes });
                     if ((message.Flags & MSG_TRUNC) != 0 || (n > 0 && total + n >= buffer.Length))
                         throw new UnsupportedStateException(pid, $"descriptor {fd}: more than {MaxQueue} bytes wait in this unix socket; this version cannot save them");
                     // 0 from a stream is end-of-file; from a seqpacket, end-of-file once every queued byte is in.
@@ -59,8 +79,13 @@ public static unsafe class SocketCapture
                     total += (int)n;
                 }
             }
-            if (stream) lengths.Clear();
-            return (new SocketDataRecord { Inode = socket.Inode, SocketType = socket.SocketType, MessageLengths = lengths.ToArray() },
+            // A stream's chunks matter only where descriptors ride on them.
+            if (stream && inFlight.Count == 0) lengths.Clear();
+            return (new SocketDataRecord
+                {
+                    Inode = socket.Inode, SocketType = socket.SocketType, MessageLengths = lengths.ToArray(),
+                    InFlight = inFlight.Count > 0 ? inFlight : null,
+                },
                 buffer.AsSpan(0, total).ToArray());
         }
         finally
@@ -73,10 +98,14 @@ public static unsafe class SocketCapture
         }
     }
 
-    /// <summary>Refuses a message with descriptors or credentials attached; descriptors a peek handed to the engine are closed.</summary>
-    private static void Ancillary(int pid, int fd, MessageHeader* message)
+    /// <summary>
+    /// The pipe ends a message carries; refuses other descriptors and credentials. The copies a peek
+    /// handed to the engine are closed.
+    /// </summary>
+    private static List<InFlightPipeEnd>? Ancillary(int pid, int fd, MessageHeader* message)
     {
-        var rights = 0;
+        List<InFlightPipeEnd>? pipes = null;
+        string? refused = null;
         var credentials = false;
         var control = (byte*)message->Control;
         var length = (long)message->ControlLength;
@@ -90,16 +119,48 @@ public static unsafe class SocketCapture
             if (level == SOL_SOCKET && type == SCM_RIGHTS)
             {
                 var fds = (int*)(control + at + 16);
-                for (var i = 0; i < (cmsgLength - 16) / 4; i++, rights++) close(fds[i]);
+                for (var i = 0; i < (cmsgLength - 16) / 4; i++)
+                {
+                    var target = Proc.ProcFds.ReadLink($"/proc/self/fd/{fds[i]}") ?? "?";
+                    var queued = 0;
+                    if (target.StartsWith("pipe:[", StringComparison.Ordinal) && ioctl(fds[i], FIONREAD, &queued) == 0 && queued == 0)
+                    {
+                        var flags = fcntl(fds[i], F_GETFL, 0);
+                        (pipes ??= []).Add(new InFlightPipeEnd
+                        {
+                            Inode = ulong.Parse(target.AsSpan(6, target.Length - 7), System.Globalization.CultureInfo.InvariantCulture),
+                            ReadEnd = (flags & 3) == 0, Flags = flags & ~O_CLOEXEC,
+                        });
+                    }
+                    else refused ??= target.StartsWith("pipe:[", StringComparison.Ordinal) ? $"{target} with {queued} bytes in it" : target;
+                    close(fds[i]);
+                }
             }
             if (level == SOL_SOCKET && type == SCM_CREDENTIALS) credentials = true;
             at += (cmsgLength + 7) & ~7;
         }
-        if (rights > 0 || (message->Flags & MSG_CTRUNC) != 0)
+        if (refused is not null || (message->Flags & MSG_CTRUNC) != 0)
             throw new UnsupportedStateException(pid,
-                $"descriptor {fd} is a unix socket with file descriptors in flight in its queue (sent with SCM_RIGHTS, not yet received); this version cannot save them");
+                $"descriptor {fd} is a unix socket with file descriptors in flight in its queue (sent with SCM_RIGHTS, not yet received): {refused ?? "more than fit in one message"}; this version carries only empty pipe ends in flight");
         if (credentials)
             throw new UnsupportedStateException(pid,
                 $"descriptor {fd} is a unix socket with SO_PASSCRED whose queued messages carry their senders' credentials (SCM_CREDENTIALS); this version cannot give them back");
+        return pipes;
+    }
+
+    /// <summary>Sends one saved message again, with the engine's descriptors for what rode on it (SCM_RIGHTS).</summary>
+    public static bool Resend(int sender, byte* data, int length, IReadOnlyList<int> rights)
+    {
+        if (rights.Count == 0) return send(sender, data, (nuint)length, 0) == length;
+        var controlLength = 16 + rights.Count * 4;
+        var control = stackalloc byte[(controlLength + 7) & ~7];
+        new Span<byte>(control, (controlLength + 7) & ~7).Clear();
+        *(ulong*)control = (ulong)controlLength;
+        *(int*)(control + 8) = SOL_SOCKET;
+        *(int*)(control + 12) = SCM_RIGHTS;
+        for (var i = 0; i < rights.Count; i++) ((int*)(control + 16))[i] = rights[i];
+        var iov = new IoVector { Base = data, Length = (nuint)length };
+        var message = new MessageHeader { Iov = &iov, IovLength = 1, Control = control, ControlLength = (nuint)((controlLength + 7) & ~7) };
+        return sendmsg(sender, &message, 0) == length;
     }
 }

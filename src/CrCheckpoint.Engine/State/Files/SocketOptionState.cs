@@ -36,14 +36,14 @@ public sealed class SocketOptionValue
 /// </summary>
 public static unsafe class SocketOptionState
 {
-    private const int AF_INET = 2, AF_INET6 = 10, SOCK_RAW = 3, IPPROTO_IP = 0, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_IPV6 = 41;
+    private const int AF_INET = 2, AF_INET6 = 10, SOCK_RAW = 3, SOL_RAW = 255, SOL_ICMPV6 = 58, IPPROTO_IP = 0, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_IPV6 = 41;
     private const int SO_TYPE = 3, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_PROTOCOL = 38, SO_DOMAIN = 39, SO_ACCEPTCONN = 30;
     private const int SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33, SO_ATTACH_FILTER = 26, SO_GET_FILTER = 26, SO_BUF_LOCK = 72;
     private const int SOCK_SNDBUF_LOCK = 1, SOCK_RCVBUF_LOCK = 2, ENOTCONN = 107, SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
     private const int ValueSize = 64;
 
     [Flags]
-    private enum Scope { Socket = 1, Ip = 2, Ipv6 = 4, Tcp = 8, Udp = 16, NotConnected = 32, BeforeBind = 64, NotStream = 128 }
+    private enum Scope { Socket = 1, Ip = 2, Ipv6 = 4, Tcp = 8, Udp = 16, NotConnected = 32, BeforeBind = 64, NotStream = 128, Raw = 256 }
 
     /// <summary>
     /// The options looked at, in the order they are set back (multicast ones not on TCP). Left out on purpose: what the kernel
@@ -66,9 +66,9 @@ public static unsafe class SocketOptionState
         (SOL_SOCKET, 1, "SO_DEBUG", Scope.Socket),
         (SOL_SOCKET, 5, "SO_DONTROUTE", Scope.Socket),
         (SOL_SOCKET, 6, "SO_BROADCAST", Scope.Socket),
-        (SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF", Scope.Socket),
-        (SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF", Scope.Socket),
-        (SOL_SOCKET, SO_BUF_LOCK, "SO_BUF_LOCK", Scope.Socket),
+        (SOL_SOCKET, SO_SNDBUF, "SO_SNDBUF", Scope.Socket | Scope.BeforeBind),
+        (SOL_SOCKET, SO_RCVBUF, "SO_RCVBUF", Scope.Socket | Scope.BeforeBind),
+        (SOL_SOCKET, SO_BUF_LOCK, "SO_BUF_LOCK", Scope.Socket | Scope.BeforeBind),
         (SOL_SOCKET, 9, "SO_KEEPALIVE", Scope.Socket),
         (SOL_SOCKET, 10, "SO_OOBINLINE", Scope.Socket),
         (SOL_SOCKET, 11, "SO_NO_CHECK", Scope.Socket),
@@ -176,6 +176,11 @@ public static unsafe class SocketOptionState
         (IPPROTO_TCP, 36, "TCP_INQ", Scope.Tcp),
         (IPPROTO_TCP, 37, "TCP_TX_DELAY", Scope.Tcp),
 
+        (SOL_RAW, 1, "ICMP_FILTER", Scope.Raw),
+        (SOL_ICMPV6, 1, "ICMPV6_FILTER", Scope.Raw),
+        (SOL_RAW, 7, "IPV6_CHECKSUM", Scope.Raw),
+        (SOL_RAW, 36, "IPV6_HDRINCL", Scope.Raw),
+
         (IPPROTO_UDP, 1, "UDP_CORK", Scope.Udp),
         (IPPROTO_UDP, 100, "UDP_ENCAP", Scope.Udp),
         (IPPROTO_UDP, 101, "UDP_NO_CHECK6_TX", Scope.Udp),
@@ -205,8 +210,10 @@ public static unsafe class SocketOptionState
             var connected = type == SOCK_STREAM && SocketOption.Get(copy, SOL_SOCKET, SO_ACCEPTCONN) != 1 && HasPeer(copy);
             var scope = Scope.Socket
                 | (family is AF_INET or AF_INET6 ? Scope.Ip : 0) | (family == AF_INET6 ? Scope.Ipv6 : 0)
-                | (family is AF_INET or AF_INET6 && protocol == IPPROTO_TCP ? Scope.Tcp : 0)
-                | (family is AF_INET or AF_INET6 && protocol == IPPROTO_UDP ? Scope.Udp : 0);
+                | (family is AF_INET or AF_INET6 && protocol == IPPROTO_TCP && type != SOCK_RAW ? Scope.Tcp : 0)
+                | (family is AF_INET or AF_INET6 && protocol == IPPROTO_UDP && type != SOCK_RAW ? Scope.Udp : 0)
+                | (family is AF_INET or AF_INET6 && type == SOCK_RAW ? Scope.Raw : 0);
+            var listening = SocketOption.Get(copy, SOL_SOCKET, SO_ACCEPTCONN) == 1;
             var locks = SocketOption.Get(copy, SOL_SOCKET, SO_BUF_LOCK);
             int shutdown;
             try
@@ -222,7 +229,7 @@ public static unsafe class SocketOptionState
             var values = new List<SocketOptionValue>();
             foreach (var (level, option, name, where) in Table)
             {
-                if ((where & scope & ~(Scope.NotConnected | Scope.BeforeBind | Scope.NotStream)) == 0) continue;
+                if ((where & scope & (Scope.Socket | Scope.Ip | Scope.Ipv6 | Scope.Tcp | Scope.Udp | Scope.Raw)) == 0) continue;
                 // An accepted TCP socket inherits multicast values from the SYN that TCP can neither use nor take.
                 if (type == SOCK_STREAM && where.HasFlag(Scope.NotStream)) continue;
                 if (connected && where.HasFlag(Scope.NotConnected)) continue;
@@ -238,6 +245,9 @@ public static unsafe class SocketOptionState
                         $"descriptor {fd}: socket option {name} cannot be read ({Marshal.GetPInvokeErrorMessage(ErrnoCheck.LastErrno)}), so it cannot be saved");
                 }
                 if (fresh is not null && mine.AsSpan().SequenceEqual(fresh)) continue;
+                // Outside a listener, the MSS and window clamp read back what an earlier connection
+                // left (the socket closed since): kept only when they are a value a program can set.
+                if (where.HasFlag(Scope.NotConnected) && !listening && !Takes(scratch, level, option, mine)) continue;
                 values.Add(new SocketOptionValue { Name = name, Level = level, Option = option, Value = mine });
             }
             var filter = ReadFilter(pid, fd, copy);
@@ -265,6 +275,14 @@ public static unsafe class SocketOptionState
             close(copy);
             if (scratch >= 0) close(scratch);
         }
+    }
+
+    /// <summary>Whether a socket takes this value and reads it back.</summary>
+    private static bool Takes(int socket, int level, int option, byte[] value)
+    {
+        fixed (byte* p = value)
+            if (setsockopt(socket, level, option, p, value.Length) != 0) return false;
+        return Read(socket, level, option) is { } back && back.AsSpan().SequenceEqual(value);
     }
 
     private static bool HasPeer(int fd)
