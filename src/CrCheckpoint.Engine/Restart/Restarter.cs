@@ -33,6 +33,7 @@ public static class Restarter
             var image = Load(request.Path);
             log.Add($"read {request.Path}: {image.Processes.Count} process(es), format {image.FormatVersion}.{image.FormatMinorVersion}");
             var order = CreationOrder(image);
+            request = StopState.SessionFor(request, order, log);
             var relocate = new PathRelocator(request.Relocate);
             foreach (var process in order.Where(p => !p.Process.Zombie))
             {
