@@ -218,7 +218,7 @@ public static class Restarter
                     t.SetExtendedState(record.FullExtendedState());
                     var final = ThreadRestore.FinalRegisters(t, record);
                     t.SetFinalState(final, record.BlockedSignals);
-                    if (record.Sandbox is { } sandbox) t.LastCalls = thread => SeccompState.Restore(thread, sandbox, final.Rsp);
+                    if (record.Sandbox is { } sandbox) t.LastCalls = thread => SeccompState.Restore(thread, sandbox, final.Rsp, SeccompState.SharedFilters(r.Threads.Select(x => x.Record.Sandbox)), t == r.Leader);
                 }
             }
             foreach (var p in order.Where(p => !p.Process.Zombie))
