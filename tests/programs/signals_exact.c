@@ -2,14 +2,17 @@
  * Signal and process-tree state that a restart must give back exactly, seen from the program itself.
  * Usage: signals_exact MODE [ARG]. Each mode prints "READY ..." once its state is set, then waits for a
  * file named "go" in its working directory (created by the test after the restart), then reports.
- *   stopped SIGNO  A middle process (own group, so the group is not orphaned and SIGTSTP is not
- *                  discarded) stops its child with SIGNO and makes sure with waitid(WNOWAIT). After "go":
+ *   stopped SIGNO [samegroup]
+ *                  A middle process (own group, so the group is not orphaned and SIGTSTP is not
+ *                  discarded; with "samegroup", in the main process's group) stops its child with SIGNO
+ *                  and makes sure with waitid(WNOWAIT). After "go":
  *                  "AFTER code=C status=S" from waitid(WSTOPPED|WNOHANG|WNOWAIT) (CLD_STOPPED is 5) and
  *                  "STATE X" from /proc/CHILD/stat; then SIGCONT and "CONTINUED exit=E".
  *   sigtrap        A SIGTRAP handler, SIGTRAP blocked and pending (with a value, by sigqueue). After "go":
  *                  "PENDING 1|0" (sigpending), then unblocks: "HANDLED code=C value=V".
- *   zombie         A child that takes a group of its own and exits 7 before the checkpoint. After "go":
- *                  "ZOMBIE pgid=P state=X" from /proc, then "REAPED status=S".
+ *   zombie         A child that takes a group of its own and exits 7, and one killed by SIGKILL, before
+ *                  the checkpoint. After "go": "ZOMBIE pgid=P state=X" from /proc, then
+ *                  "REAPED status=S killed=K" (the wait statuses of both).
  *   strict         A child in seccomp strict mode echoes bytes between two pipes. After "go": "SECCOMP M"
  *                  (the child's /proc status), then a byte written is read back: "ECHO c".
  *   vfork          The main process vforks; the child prints "READY parent=P child=C" and pauses without
@@ -49,14 +52,14 @@ static char proc_state(pid_t pid, int *pgid)
     return state;
 }
 
-static __attribute__((noreturn)) void stopped(int signo)
+static __attribute__((noreturn)) void stopped(int signo, int samegroup)
 {
     pid_t middle = fork();
     if (middle < 0) die("fork");
     if (middle > 0) {
         for (;;) pause();
     }
-    setpgid(0, 0);
+    if (!samegroup) setpgid(0, 0);
     pid_t child = fork();
     if (child < 0) die("fork");
     if (child == 0) {
@@ -122,17 +125,25 @@ static __attribute__((noreturn)) void zombie(void)
         setpgid(0, 0);
         _exit(7);
     }
+    pid_t killed = fork();
+    if (killed < 0) die("fork");
+    if (killed == 0) {
+        kill(getpid(), SIGKILL);
+        _exit(1);
+    }
     siginfo_t info;
     if (waitid(P_PID, child, &info, WEXITED | WNOWAIT)) die("waitid");
+    if (waitid(P_PID, killed, &info, WEXITED | WNOWAIT)) die("waitid");
     int pgid = 0;
     char state = proc_state(child, &pgid);
     say("READY child=%d pgid=%d state=%c\n", child, pgid, state);
     wait_for_go();
     state = proc_state(child, &pgid);
     say("ZOMBIE pgid=%d state=%c\n", pgid, state);
-    int status = 0;
+    int status = 0, status2 = 0;
     waitpid(child, &status, 0);
-    say("REAPED status=%d\n", status);
+    waitpid(killed, &status2, 0);
+    say("REAPED status=%d killed=%d\n", status, status2);
     for (;;) pause();
 }
 
@@ -190,7 +201,7 @@ static __attribute__((noreturn)) void vforked(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) return 2;
-    if (!strcmp(argv[1], "stopped")) stopped(argc > 2 ? atoi(argv[2]) : SIGSTOP);
+    if (!strcmp(argv[1], "stopped")) stopped(argc > 2 ? atoi(argv[2]) : SIGSTOP, argc > 3 && !strcmp(argv[3], "samegroup"));
     if (!strcmp(argv[1], "sigtrap")) sigtrap();
     if (!strcmp(argv[1], "zombie")) zombie();
     if (!strcmp(argv[1], "strict")) strict();
