@@ -139,6 +139,7 @@ public static class Restarter
         using var files = new OpenFileTable(image, relocate,
             new StandardStreams(request.StandardInput, request.StandardOutput, request.StandardError), shared, log);
         var rebuilt = new Dictionary<int, Rebuilt>();
+        files.RestartedPid = pid => rebuilt.TryGetValue(pid, out var r) ? r.Leader.Pid : null;
         var all = new List<Tracee>();
         long bytes = 0;
         try
@@ -282,6 +283,7 @@ public static class Restarter
     private static void CheckRestored(ProcessImage p, Rebuilt r, OpenFileTable files)
     {
         ProcessRestore.Verify(r.Leader.Pid, p.Process);
+        PidFdState.Verify(r.Leader.Pid, p.Files, files.RestartedPid);
     }
 
     /// <summary>

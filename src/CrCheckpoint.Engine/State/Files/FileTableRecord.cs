@@ -51,6 +51,8 @@ public sealed class FileDescriptorRecord
     public TimerFdRecord? Timer { get; init; }
     public SignalFdRecord? SignalFd { get; init; }
     public InotifyRecord? Inotify { get; init; }
+    /// <summary>A pidfd: the process it refers to; since 1.2.</summary>
+    public PidFdRecord? PidFd { get; init; }
 
     public bool Readable => (Flags & 3) is 0 or 2;
     public bool Writable => (Flags & 3) is 1 or 2;

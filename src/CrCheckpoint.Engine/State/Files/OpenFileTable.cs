@@ -46,6 +46,9 @@ public sealed class OpenFileTable : IDisposable
             .ToHashSet();
     }
 
+    /// <summary>The id a process of the context has after the restart (pidfds are opened on it); null when it is not in the context.</summary>
+    public Func<int, int?> RestartedPid { get; set; } = pid => pid;
+
     /// <summary>The epolls whose watches were added already (by the first process that holds each).</summary>
     public HashSet<string> FilledEpolls { get; } = [];
 
@@ -88,6 +91,8 @@ public sealed class OpenFileTable : IDisposable
                 return Seek(Duplicate(_shared.EngineFd(d.SavedFileKey)), d);
             case FileDescriptorKind.InetSocket when d.Inet is not null:
                 return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log);
+            case FileDescriptorKind.PidFd when d.PidFd is not null:
+                return PidFdState.Create(d.PidFd, d.Flags, RestartedPid);
             case FileDescriptorKind.EventFd when d.EventFd is not null:
                 return EventFdState.Create(d.EventFd, d.Flags);
             case FileDescriptorKind.TimerFd when d.Timer is not null:
