@@ -1,7 +1,7 @@
 # Signal state and the process tree come back exactly, as the programs themselves see it (signals_exact):
 # a child stopped by SIGTSTP is stopped by SIGTSTP again (its parent's waitid says so), a pending SIGTRAP
 # is delivered with its value to its handler, a zombie keeps its own process group, a child in seccomp
-# strict mode survives the checkpoint and goes on echoing. And a checkpoint never hangs: a vfork parent,
+# strict mode survives the checkpoint and goes on echoing, a pidfd of a child refers to the restarted child. And a checkpoint never hangs: a vfork parent,
 # which no ptrace stop reaches, makes a checkpoint with -TimeoutSec fail with TimedOut and is left as it was.
 
 BeforeAll {
@@ -145,6 +145,25 @@ Describe 'A child in seccomp strict mode is checkpointed without harm and restar
     It 'is in strict mode again (Seccomp: 1) and goes on echoing' {
         $mode | Should -Be 'SECCOMP 1'
         $echo | Should -Be 'ECHO z'
+    }
+}
+
+Describe 'A pidfd of a child refers to the restarted child' {
+    BeforeAll {
+        $case = Invoke-SignalsCase pidfd
+        $record = ((Get-CrContext -Path $case.Path -ErrorAction Stop).Processes | Where-Object Pid -eq $case.Program.Id).Files.Descriptors |
+            Where-Object Fd -eq ([int]$case.Ready.fd)
+        $killed = ConvertFrom-KeyValueLine (Request-SignalsReport $case '^PIDFD ')
+    }
+
+    It 'is saved as a pidfd of the child' {
+        "$($record.Kind)" | Should -Be 'PidFd'
+        $record.PidFd.Pid | Should -Be ([int]$case.Ready.child)
+    }
+
+    It 'kills the restarted child through pidfd_send_signal, and waitid(P_PIDFD) reaps that child' {
+        [int]$killed.pid | Should -Be ([int]$case.Ready.child)
+        [int]$killed.signal | Should -Be 9
     }
 }
 

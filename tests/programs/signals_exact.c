@@ -15,6 +15,8 @@
  *                  "REAPED status=S killed=K" (the wait statuses of both).
  *   strict         A child in seccomp strict mode echoes bytes between two pipes. After "go": "SECCOMP M"
  *                  (the child's /proc status), then a byte written is read back: "ECHO c".
+ *   pidfd          A pidfd of a child (pidfd_open). After "go": SIGKILL through pidfd_send_signal, then
+ *                  waitid(P_PIDFD): "PIDFD pid=P signal=S" (the child it waited for, and what killed it).
  *   vfork          The main process vforks; the child prints "READY parent=P child=C" and pauses without
  *                  exec: the parent stays in the kernel, where no ptrace stop reaches it, until the child
  *                  ends. Then the parent prints "RESUMED" and waits.
@@ -182,6 +184,25 @@ static __attribute__((noreturn)) void strict(void)
     for (;;) pause();
 }
 
+static __attribute__((noreturn)) void pidfd(void)
+{
+    pid_t child = fork();
+    if (child < 0) die("fork");
+    if (child == 0) {
+        for (;;) pause();
+    }
+    int fd = (int)syscall(SYS_pidfd_open, child, 0);
+    if (fd < 0) die("pidfd_open");
+    say("READY child=%d fd=%d\n", child, fd);
+    wait_for_go();
+    if (syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0)) die("pidfd_send_signal");
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid((idtype_t)3 /* P_PIDFD */, (id_t)fd, &info, WEXITED)) die("waitid");
+    say("PIDFD pid=%d signal=%d\n", info.si_pid, info.si_status);
+    for (;;) pause();
+}
+
 static __attribute__((noreturn)) void vforked(void)
 {
     pid_t parent = getpid();
@@ -206,5 +227,6 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "zombie")) zombie();
     if (!strcmp(argv[1], "strict")) strict();
     if (!strcmp(argv[1], "vfork")) vforked();
+    if (!strcmp(argv[1], "pidfd")) pidfd();
     return 2;
 }

@@ -25,7 +25,7 @@ public static class Checkpointability
             var pids = ProcessSelection.Resolve(new CheckpointRequest { Id = id, Scope = scope }, new MessageLog(null));
             foreach (var pid in pids)
             {
-                FileCapture.Capture(pid);
+                PidFdState.CheckTargets([FileCapture.Capture(pid).Table], pids);
                 if (File.ReadAllText($"/proc/{pid}/timers").Length > 0)
                     throw new UnsupportedStateException(pid, "the process has POSIX timers (timer_create), which this version cannot checkpoint yet");
             }
