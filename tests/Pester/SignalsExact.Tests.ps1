@@ -1,7 +1,7 @@
 # Signal state and the process tree come back exactly, as the programs themselves see it (signals_exact):
 # a child stopped by SIGTSTP is stopped by SIGTSTP again (its parent's waitid says so), a pending SIGTRAP
 # is delivered with its value to its handler, a zombie keeps its own process group, a child in seccomp
-# strict mode survives the checkpoint and goes on echoing. And a checkpoint never hangs: a vfork parent,
+# strict mode survives the checkpoint and goes on echoing, a pidfd of a child refers to the restarted child. And a checkpoint never hangs: a vfork parent,
 # which no ptrace stop reaches, makes a checkpoint with -TimeoutSec fail with TimedOut and is left as it was.
 
 BeforeAll {
@@ -92,6 +92,42 @@ Describe 'A zombie keeps its own process group' {
         [int]$zombie.pgid | Should -Be ([int]$case.Ready.pgid)
         [int]$reaped.status | Should -Be (7 -shl 8)
     }
+
+    It 'comes back as a zombie killed by SIGKILL too (its parent''s waitpid says signal 9)' {
+        [int]$reaped.killed | Should -Be 9
+    }
+}
+
+Describe 'A child stopped in the group of a session leader stays stopped once the pwsh that restarted it exits' {
+    BeforeAll {
+        # In the caller's session the group would become orphaned when the caller exits, and the kernel
+        # would send SIGHUP and SIGCONT to it: the stopped child would die.
+        $program = Start-TestProgram signals_exact -ArgumentList stopped, 19, samegroup -NewSession
+        $ready = ConvertFrom-KeyValueLine (Wait-TestProgramOutput $program '^READY .*').Value
+        $path = Join-Path $TestDrive 'session.ctx'
+        $null = Invoke-CheckpointKill $program.Id $path
+        $root = Get-RepositoryRoot
+        $run = Invoke-ChildPwsh "Import-Module '$root/CrCheckpoint.psd1'; (Invoke-CrRestart -Path '$path' -ErrorAction Stop).ProcessIds -join ' '"
+        $ids = @(($run.Output | Select-Object -Last 1) -split ' ' | Where-Object { $_ } | ForEach-Object { [int]$_ })
+        $null = New-Item -ItemType File -Force -Path (Join-Path $program.Directory 'go')
+        $after = ConvertFrom-KeyValueLine (Wait-ProgramLine $program '^AFTER ' -Id $program.Id)
+        $session = (Get-ProcStat $program.Id).SessionId
+    }
+    AfterAll {
+        foreach ($id in $ids) { try { Send-Signal $id KILL } catch { } }
+        Stop-TestProgram $program
+    }
+
+    It 'was restarted, and its root leads its own session again' {
+        $run.ExitCode | Should -Be 0
+        $ids | Should -Contain $program.Id
+        $session | Should -Be $program.Id
+    }
+
+    It 'is still stopped by SIGSTOP, as its parent''s waitid reports' {
+        [int]$after.code | Should -Be 5
+        [int]$after.status | Should -Be 19
+    }
 }
 
 Describe 'A child in seccomp strict mode is checkpointed without harm and restarted in strict mode' {
@@ -109,6 +145,25 @@ Describe 'A child in seccomp strict mode is checkpointed without harm and restar
     It 'is in strict mode again (Seccomp: 1) and goes on echoing' {
         $mode | Should -Be 'SECCOMP 1'
         $echo | Should -Be 'ECHO z'
+    }
+}
+
+Describe 'A pidfd of a child refers to the restarted child' {
+    BeforeAll {
+        $case = Invoke-SignalsCase pidfd
+        $record = ((Get-CrContext -Path $case.Path -ErrorAction Stop).Processes | Where-Object Pid -eq $case.Program.Id).Files.Descriptors |
+            Where-Object Fd -eq ([int]$case.Ready.fd)
+        $killed = ConvertFrom-KeyValueLine (Request-SignalsReport $case '^PIDFD ')
+    }
+
+    It 'is saved as a pidfd of the child' {
+        "$($record.Kind)" | Should -Be 'PidFd'
+        $record.PidFd.Pid | Should -Be ([int]$case.Ready.child)
+    }
+
+    It 'kills the restarted child through pidfd_send_signal, and waitid(P_PIDFD) reaps that child' {
+        [int]$killed.pid | Should -Be ([int]$case.Ready.child)
+        [int]$killed.signal | Should -Be 9
     }
 }
 

@@ -2,16 +2,21 @@
  * Signal and process-tree state that a restart must give back exactly, seen from the program itself.
  * Usage: signals_exact MODE [ARG]. Each mode prints "READY ..." once its state is set, then waits for a
  * file named "go" in its working directory (created by the test after the restart), then reports.
- *   stopped SIGNO  A middle process (own group, so the group is not orphaned and SIGTSTP is not
- *                  discarded) stops its child with SIGNO and makes sure with waitid(WNOWAIT). After "go":
+ *   stopped SIGNO [samegroup]
+ *                  A middle process (own group, so the group is not orphaned and SIGTSTP is not
+ *                  discarded; with "samegroup", in the main process's group) stops its child with SIGNO
+ *                  and makes sure with waitid(WNOWAIT). After "go":
  *                  "AFTER code=C status=S" from waitid(WSTOPPED|WNOHANG|WNOWAIT) (CLD_STOPPED is 5) and
  *                  "STATE X" from /proc/CHILD/stat; then SIGCONT and "CONTINUED exit=E".
  *   sigtrap        A SIGTRAP handler, SIGTRAP blocked and pending (with a value, by sigqueue). After "go":
  *                  "PENDING 1|0" (sigpending), then unblocks: "HANDLED code=C value=V".
- *   zombie         A child that takes a group of its own and exits 7 before the checkpoint. After "go":
- *                  "ZOMBIE pgid=P state=X" from /proc, then "REAPED status=S".
+ *   zombie         A child that takes a group of its own and exits 7, and one killed by SIGKILL, before
+ *                  the checkpoint. After "go": "ZOMBIE pgid=P state=X" from /proc, then
+ *                  "REAPED status=S killed=K" (the wait statuses of both).
  *   strict         A child in seccomp strict mode echoes bytes between two pipes. After "go": "SECCOMP M"
  *                  (the child's /proc status), then a byte written is read back: "ECHO c".
+ *   pidfd          A pidfd of a child (pidfd_open). After "go": SIGKILL through pidfd_send_signal, then
+ *                  waitid(P_PIDFD): "PIDFD pid=P signal=S" (the child it waited for, and what killed it).
  *   vfork          The main process vforks; the child prints "READY parent=P child=C" and pauses without
  *                  exec: the parent stays in the kernel, where no ptrace stop reaches it, until the child
  *                  ends. Then the parent prints "RESUMED" and waits.
@@ -49,14 +54,14 @@ static char proc_state(pid_t pid, int *pgid)
     return state;
 }
 
-static __attribute__((noreturn)) void stopped(int signo)
+static __attribute__((noreturn)) void stopped(int signo, int samegroup)
 {
     pid_t middle = fork();
     if (middle < 0) die("fork");
     if (middle > 0) {
         for (;;) pause();
     }
-    setpgid(0, 0);
+    if (!samegroup) setpgid(0, 0);
     pid_t child = fork();
     if (child < 0) die("fork");
     if (child == 0) {
@@ -122,17 +127,25 @@ static __attribute__((noreturn)) void zombie(void)
         setpgid(0, 0);
         _exit(7);
     }
+    pid_t killed = fork();
+    if (killed < 0) die("fork");
+    if (killed == 0) {
+        kill(getpid(), SIGKILL);
+        _exit(1);
+    }
     siginfo_t info;
     if (waitid(P_PID, child, &info, WEXITED | WNOWAIT)) die("waitid");
+    if (waitid(P_PID, killed, &info, WEXITED | WNOWAIT)) die("waitid");
     int pgid = 0;
     char state = proc_state(child, &pgid);
     say("READY child=%d pgid=%d state=%c\n", child, pgid, state);
     wait_for_go();
     state = proc_state(child, &pgid);
     say("ZOMBIE pgid=%d state=%c\n", pgid, state);
-    int status = 0;
+    int status = 0, status2 = 0;
     waitpid(child, &status, 0);
-    say("REAPED status=%d\n", status);
+    waitpid(killed, &status2, 0);
+    say("REAPED status=%d killed=%d\n", status, status2);
     for (;;) pause();
 }
 
@@ -171,6 +184,25 @@ static __attribute__((noreturn)) void strict(void)
     for (;;) pause();
 }
 
+static __attribute__((noreturn)) void pidfd(void)
+{
+    pid_t child = fork();
+    if (child < 0) die("fork");
+    if (child == 0) {
+        for (;;) pause();
+    }
+    int fd = (int)syscall(SYS_pidfd_open, child, 0);
+    if (fd < 0) die("pidfd_open");
+    say("READY child=%d fd=%d\n", child, fd);
+    wait_for_go();
+    if (syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0)) die("pidfd_send_signal");
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid((idtype_t)3 /* P_PIDFD */, (id_t)fd, &info, WEXITED)) die("waitid");
+    say("PIDFD pid=%d signal=%d\n", info.si_pid, info.si_status);
+    for (;;) pause();
+}
+
 static __attribute__((noreturn)) void vforked(void)
 {
     pid_t parent = getpid();
@@ -190,10 +222,11 @@ static __attribute__((noreturn)) void vforked(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) return 2;
-    if (!strcmp(argv[1], "stopped")) stopped(argc > 2 ? atoi(argv[2]) : SIGSTOP);
+    if (!strcmp(argv[1], "stopped")) stopped(argc > 2 ? atoi(argv[2]) : SIGSTOP, argc > 3 && !strcmp(argv[3], "samegroup"));
     if (!strcmp(argv[1], "sigtrap")) sigtrap();
     if (!strcmp(argv[1], "zombie")) zombie();
     if (!strcmp(argv[1], "strict")) strict();
     if (!strcmp(argv[1], "vfork")) vforked();
+    if (!strcmp(argv[1], "pidfd")) pidfd();
     return 2;
 }

@@ -1,7 +1,7 @@
 /*
  * unsupported KIND: holds one descriptor the engine cannot checkpoint yet, at fd 3, then waits.
  *   KIND: userfaultfd, unixdgram (AF_UNIX datagram socket bound to
- *         ./sock in the working directory, a datagram waiting in it), socketpair (AF_UNIX stream socketpair: 3 and 4), fanotify, pidfd (of itself)
+ *         ./sock in the working directory, a datagram waiting in it), socketpair (AF_UNIX stream socketpair: 3 and 4), fanotify, pidfd (of its parent)
  * Prints "HOLDS <kind> <fd>" then "READY <pid>". SIGUSR1 prints "USR1 <n>" (to show it still works).
  */
 #include "common.h"
@@ -38,7 +38,8 @@ int main(int argc, char **argv)
         fd = fanotify_init(FAN_CLASS_NOTIF, O_RDONLY);
         if (fd == -1) die("fanotify_init");
     } else if (strcmp(kind, "pidfd") == 0) {
-        fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+        /* Of its parent, the launcher: a process outside the checkpoint (a pidfd of itself is saved). */
+        fd = (int)syscall(SYS_pidfd_open, getppid(), 0);
         if (fd == -1) die("pidfd_open");
     } else {
         say("unknown kind %s\n", kind);

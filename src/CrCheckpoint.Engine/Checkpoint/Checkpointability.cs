@@ -26,8 +26,10 @@ public static class Checkpointability
             var pids = ProcessSelection.Resolve(new CheckpointRequest { Id = id, Scope = scope }, new MessageLog(null));
             foreach (var pid in pids)
             {
+                var table = FileCapture.Capture(pid).Table;
                 // What waits in queues is told too: a checkpoint without -AcceptLoss refuses it.
-                StateLoss.Check(pid, FileCapture.Capture(pid).Table, accept: false, log: null);
+                StateLoss.Check(pid, table, accept: false, log: null);
+                PidFdState.CheckTargets([table], pids);
                 MemoryCapture.CheckSupported(pid);
             }
             return new CheckpointabilityReport(id, name, true, null, null);

@@ -106,6 +106,7 @@ public static class Checkpointer
             var captured = tracees.Select(tr => ProcessCapture.Capture(tr, states[tr.Pid], request.Save, connections, request.AcceptLoss, log)).ToList();
             if (connections.Count > 0) log.Add($"{connections.Count} TCP connection(s) held in repair mode for the checkpoint");
             SharedFileTables.Refuse(captured.Select(c => c.Files).ToList());
+            PidFdState.CheckTargets(captured.Select(c => c.Files), pids);
             SharedDescriptions.Assign(captured.Select(c => c.Files).ToList());
             var pipes = CapturePipes(captured);
             var sockets = CaptureSockets(captured);

@@ -10,7 +10,16 @@ public sealed class RestartRequest
     /// <summary>--restore-pgid: put back the original process group instead of joining the caller's.</summary>
     public bool RestorePgid { get; init; }
     /// <summary>--restore-sid: put back the original session instead of joining the caller's.</summary>
-    public bool RestoreSid { get; init; }
+    public bool RestoreSid { get => _restoreSid; init => _restoreSid = value; }
+    private bool _restoreSid;
+
+    /// <summary>This request, with the session restored as well (see StopState.SessionFor).</summary>
+    internal RestartRequest WithOwnSession()
+    {
+        var copy = (RestartRequest)MemberwiseClone();
+        copy._restoreSid = true;
+        return copy;
+    }
     public AfterAction After { get; init; } = AfterAction.Run;
     public int Signal { get; init; }
     /// <summary>--relocate OLD=NEW: path prefixes rewritten on whole components.</summary>

@@ -34,6 +34,7 @@ public static class Restarter
             var image = Load(request.Path);
             log.Add($"read {request.Path}: {image.Processes.Count} process(es), format {image.FormatVersion}.{image.FormatMinorVersion}");
             var order = CreationOrder(image);
+            request = StopState.SessionFor(request, order, log);
             var relocate = new PathRelocator(request.Relocate);
             foreach (var process in order.Where(p => !p.Process.Zombie))
             {
@@ -139,6 +140,7 @@ public static class Restarter
         using var files = new OpenFileTable(image, relocate,
             new StandardStreams(request.StandardInput, request.StandardOutput, request.StandardError), shared, log);
         var rebuilt = new Dictionary<int, Rebuilt>();
+        files.RestartedPid = pid => rebuilt.TryGetValue(pid, out var r) ? r.Leader.Pid : null;
         var all = new List<Tracee>();
         var createdCgroups = new List<string>();
         long bytes = 0;
@@ -231,7 +233,7 @@ public static class Restarter
                     t.SetExtendedState(record.FullExtendedState());
                     var final = ThreadRestore.FinalRegisters(t, record);
                     t.SetFinalState(final, record.BlockedSignals);
-                    if (record.Sandbox is { } sandbox) t.LastCalls = thread => SeccompState.Restore(thread, sandbox, final.Rsp);
+                    if (record.Sandbox is { } sandbox) t.LastCalls = thread => SeccompState.Restore(thread, sandbox, final.Rsp, SeccompState.SharedFilters(r.Threads.Select(x => x.Record.Sandbox)), t == r.Leader);
                 }
             }
             foreach (var p in order.Where(p => !p.Process.Zombie))
@@ -305,6 +307,7 @@ public static class Restarter
         AreaFlagsState.Verify(r.Leader.Pid, p.Map);
         SharedMemoryObjects.VerifyDescriptors(r.Leader.Pid, p, image);
         CgroupMembership.Verify(r.Leader.Pid, r.Threads, p.Process);
+        PidFdState.Verify(r.Leader.Pid, p.Files, files.RestartedPid);
     }
 
     /// <summary>

@@ -117,6 +117,7 @@ public static class FileCapture
             "anon_inode:[timerfd]" => FileDescriptorKind.TimerFd,
             "anon_inode:[signalfd]" => FileDescriptorKind.SignalFd,
             "anon_inode:inotify" => FileDescriptorKind.Inotify,
+            _ when PidFdState.IsPidFd(r.Path) => FileDescriptorKind.PidFd,
             _ => (FileDescriptorKind?)null,
         };
         if (kind is null) return null;
@@ -129,13 +130,14 @@ public static class FileCapture
             Timer = kind == FileDescriptorKind.TimerFd ? TimerFdState.Capture(info) : null,
             SignalFd = kind == FileDescriptorKind.SignalFd ? SignalFdState.Capture(info) : null,
             Inotify = kind == FileDescriptorKind.Inotify ? InotifyState.Capture(pid, r.Fd, info) : null,
+            PidFd = kind == FileDescriptorKind.PidFd ? PidFdState.Capture(pid, r.Fd, info) : null,
         };
     }
 
     private static string Describe(FileDescriptorKind kind) => kind switch
     {
         FileDescriptorKind.Socket => "socket",
-        FileDescriptorKind.AnonymousInode => "kernel object without a path (fanotify, pidfd, userfaultfd or io_uring)",
+        FileDescriptorKind.AnonymousInode => "kernel object without a path (fanotify, userfaultfd or io_uring)",
         _ => "kind of file",
     };
 

@@ -25,7 +25,9 @@ public enum FileDescriptorKind
     TimerFd,
     SignalFd,
     Inotify,
-    /// <summary>fanotify, pidfd, userfaultfd, io_uring...: not saved yet.</summary>
+    /// <summary>fanotify, userfaultfd, io_uring...: not saved yet.</summary>
     AnonymousInode,
     Other,
+    /// <summary>A pidfd of a process of the checkpoint: opened again on the restarted process.</summary>
+    PidFd,
 }

@@ -55,6 +55,8 @@ public sealed class FileDescriptorRecord
     public TimerFdRecord? Timer { get; init; }
     public SignalFdRecord? SignalFd { get; init; }
     public InotifyRecord? Inotify { get; init; }
+    /// <summary>A pidfd: the process it refers to; since 1.2.</summary>
+    public PidFdRecord? PidFd { get; init; }
 
     /// <summary>Locks held through this descriptor's open file description (fdinfo "lock:" lines); since 1.2.</summary>
     public List<FileLockRecord>? Locks { get; set; }

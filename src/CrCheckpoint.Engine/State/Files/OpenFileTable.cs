@@ -55,6 +55,9 @@ public sealed class OpenFileTable : IDisposable
     /// <summary>The TCP connections rebuilt so far, in repair mode until all are.</summary>
     public RestoredConnections Connections { get; } = new();
 
+    /// <summary>The id a process of the context has after the restart (pidfds are opened on it); null when it is not in the context.</summary>
+    public Func<int, int?> RestartedPid { get; set; } = pid => pid;
+
     /// <summary>The epolls whose watches were added already (by the first process that holds each).</summary>
     public HashSet<string> FilledEpolls { get; } = [];
 
@@ -148,6 +151,8 @@ public sealed class OpenFileTable : IDisposable
                 return InetSocketState.Create(d.Inet, d.Flags, d.Fd, _log, d.SocketOptions, Connections);
             case FileDescriptorKind.UnixSocket:
                 return StandaloneUnixSocket.Create(d, _relocate, _log);
+            case FileDescriptorKind.PidFd when d.PidFd is not null:
+                return PidFdState.Create(d.PidFd, d.Flags, RestartedPid);
             case FileDescriptorKind.EventFd when d.EventFd is not null:
                 return EventFdState.Create(d.EventFd, d.Flags);
             case FileDescriptorKind.TimerFd when d.Timer is not null:

@@ -96,8 +96,27 @@ public static unsafe class SeccompState
     /// those before it, as when the program installed them), or strict mode. Pointer arguments go
     /// below the red zone of the stack the thread will run on, memory the thread does not use.
     /// </summary>
-    public static void Restore(Tracee thread, SeccompRecord sandbox, ulong stackPointer)
+    /// <summary>
+    /// How many filters, oldest first, every thread of the process has in common: a program that
+    /// installed them before starting its threads (or with SECCOMP_FILTER_FLAG_TSYNC) shares them, and
+    /// a later TSYNC only works between threads whose filters descend from the same ones. 0 when a
+    /// thread has none.
+    /// </summary>
+    public static int SharedFilters(IEnumerable<SeccompRecord?> sandboxes)
     {
+        var all = sandboxes.ToList();
+        if (all.Count < 2 || all.Any(s => s is null || s.Mode != 2)) return 0;
+        var first = all[0]!.Filters;
+        var count = 0;
+        while (count < first.Count && all.All(s => s!.Filters.Count > count &&
+               s.Filters[count].Flags == first[count].Flags && s.Filters[count].Program.AsSpan().SequenceEqual(first[count].Program)))
+            count++;
+        return count;
+    }
+
+    public static void Restore(Tracee thread, SeccompRecord sandbox, ulong stackPointer, int shared = 0, bool leader = true)
+    {
+        const long SECCOMP_FILTER_FLAG_TSYNC = 1;
         if (sandbox.NoNewPrivileges)
             thread.CheckedSyscall("prctl(PR_SET_NO_NEW_PRIVS)", Syscalls.prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         if (sandbox.Mode == SECCOMP_MODE_STRICT)
@@ -105,8 +124,12 @@ public static unsafe class SeccompState
             thread.CheckedSyscall("prctl(PR_SET_SECCOMP, strict)", Syscalls.prctl, PR_SET_SECCOMP, SECCOMP_MODE_STRICT);
             return;
         }
-        foreach (var filter in sandbox.Filters)
+        // The filters all threads share are installed once, by the main thread, and synchronised to the
+        // others (still stopped, without filters of their own yet), so that they are one filter again.
+        for (var i = leader ? 0 : shared; i < sandbox.Filters.Count; i++)
         {
+            var filter = sandbox.Filters[i];
+            var flags = (long)filter.Flags | (leader && i < shared ? SECCOMP_FILTER_FLAG_TSYNC : 0);
             // struct sock_fprog: the instruction count (u16, padded to 8), then a pointer to them.
             var at = (stackPointer - 128 - (ulong)filter.Program.Length - 16) & ~15UL;
             var header = new byte[16];
@@ -114,7 +137,12 @@ public static unsafe class SeccompState
             BitConverter.TryWriteBytes(header.AsSpan(8), at + 16);
             ProcessMemory.Write(thread.Pid, at, header);
             ProcessMemory.Write(thread.Pid, at + 16, filter.Program);
-            thread.CheckedSyscall("seccomp(SECCOMP_SET_MODE_FILTER)", Syscalls.seccomp, SECCOMP_SET_MODE_FILTER, (long)filter.Flags, (long)at);
+            var r = thread.Syscall(Syscalls.seccomp, SECCOMP_SET_MODE_FILTER, flags, (long)at);
+            // With TSYNC, a positive result is the id of a thread that could not be synchronised.
+            if (r != 0)
+                throw r > 0
+                    ? new InvalidOperationException($"seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) in process {thread.Pid}: thread {r} could not take the shared filter")
+                    : new NativeException($"seccomp(SECCOMP_SET_MODE_FILTER) in process {thread.Pid}", (int)-r);
         }
     }
 }
