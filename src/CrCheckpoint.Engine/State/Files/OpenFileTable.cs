@@ -324,6 +324,14 @@ public sealed class OpenFileTable : IDisposable
         return (int)_sockets[d.Inode].DangerousGetHandle();
     }
 
+    /// <summary>A pipe end in flight in a unix socket: a description of its own, with its own flags.</summary>
+    private int InFlightPipe(ulong inode, bool readEnd, int flags, string key)
+    {
+        var fd = Pipe(inode, readEnd, key);
+        ErrnoCheck.Check(fcntl(fd, F_SETFL, flags & SettableStatusFlags & ~O_ASYNC), $"F_SETFL of pipe:[{inode}] in flight");
+        return fd;
+    }
+
     private unsafe void Refill(ulong inode, SafeFileHandle sender)
     {
         var saved = _image.Sockets.FirstOrDefault(s => s.Record.Inode == inode);
@@ -336,7 +344,7 @@ public sealed class OpenFileTable : IDisposable
             for (var i = 0; i < lengths.Length; i++)
             {
                 var rights = (saved.Record.InFlight ?? []).Where(m => m.Message == i).SelectMany(m => m.Pipes)
-                    .Select(e => Pipe(e.Inode, e.ReadEnd, e.Flags)).ToList();
+                    .Select(e => InFlightPipe(e.Inode, e.ReadEnd, e.Flags, $"socket:[{inode}] message {i}")).ToList();
                 if (!SocketCapture.Resend((int)sender.DangerousGetHandle(), p + at, lengths[i], rights))
                     throw new NativeException($"refilling socket:[{inode}]", ErrnoCheck.LastErrno);
                 at += lengths[i];
