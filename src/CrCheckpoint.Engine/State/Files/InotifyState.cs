@@ -35,7 +35,7 @@ public static partial class InotifyState
     public static unsafe InotifyRecord Capture(int pid, int fd, FdInfo info)
     {
         var watches = new List<InotifyWatchRecord>();
-        var mounts = File.ReadLines($"/proc/{pid}/mountinfo").Select(l => l.Split(' ')).ToList();
+        var mounts = MountLine.Read(pid);
         foreach (var line in info.All("inotify wd"))
         {
             var m = WatchPattern().Match(line);
@@ -58,13 +58,13 @@ public static partial class InotifyState
     private static partial Regex WatchPattern();
 
     /// <summary>The path of a file handle, through a mount of its file system as the process sees it (the kernel's dev_t: major in the bits above 20).</summary>
-    private static unsafe string? PathOf(int pid, List<string[]> mounts, uint device, int handleType, byte[] handle)
+    private static unsafe string? PathOf(int pid, List<MountLine> mounts, uint device, int handleType, byte[] handle)
     {
         var wanted = $"{device >> 20}:{device & 0xfffff}";
-        var mount = mounts.Where(f => f.Length > 4 && f[2] == wanted).OrderBy(f => f[3] == "/" ? 0 : 1).FirstOrDefault();
+        var mount = mounts.Where(m => m.Device == wanted).OrderBy(m => m.Root == "/" ? 0 : 1).FirstOrDefault();
         if (mount is null) return null;
         // open_by_handle_at refuses an O_PATH descriptor as its mount.
-        var mountFd = open($"/proc/{pid}/root{mount[4]}", O_RDONLY | O_CLOEXEC | O_DIRECTORY, 0);
+        var mountFd = open($"/proc/{pid}/root{mount.MountPoint}", O_RDONLY | O_CLOEXEC | O_DIRECTORY, 0);
         if (mountFd == -1) return null;
         try
         {

@@ -1,3 +1,4 @@
+using CrCheckpoint.Engine.Proc;
 using System.Globalization;
 using CrCheckpoint.Engine.Native;
 using Microsoft.Win32.SafeHandles;

@@ -1,3 +1,4 @@
+using CrCheckpoint.Engine.Proc;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using CrCheckpoint.Engine.Native;

@@ -36,17 +36,14 @@ public sealed class ResourceLimitRecord
         return limits;
     }
 
-    /// <summary>/proc/PID/limits: a header, then one row per resource in resource order, the name in the first 26 columns.</summary>
+    /// <summary>The same limits as /proc/PID/limits tells them to anyone.</summary>
     private static List<ResourceLimitRecord> FromProcLimits(int pid)
     {
-        var rows = File.ReadAllLines($"/proc/{pid}/limits").Skip(1).ToList();
+        var rows = Proc.ProcLimits.Read(pid);
         if (rows.Count < Interop.RLIM_NLIMITS)
             throw new InvalidDataException($"/proc/{pid}/limits has {rows.Count} limits, not {Interop.RLIM_NLIMITS}");
-        static ulong Value(string v) => v == "unlimited" ? ulong.MaxValue : ulong.Parse(v, System.Globalization.CultureInfo.InvariantCulture);
-        return rows.Take(Interop.RLIM_NLIMITS).Select((row, r) =>
-        {
-            var fields = row[26..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            return new ResourceLimitRecord { Resource = r, Name = Names[r], Soft = Value(fields[0]), Hard = Value(fields[1]) };
-        }).ToList();
+        return rows.Take(Interop.RLIM_NLIMITS)
+            .Select((row, r) => new ResourceLimitRecord { Resource = r, Name = Names[r], Soft = row.Soft, Hard = row.Hard })
+            .ToList();
     }
 }

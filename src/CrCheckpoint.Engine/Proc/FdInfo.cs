@@ -1,4 +1,4 @@
-namespace CrCheckpoint.Engine.State.Files;
+namespace CrCheckpoint.Engine.Proc;
 
 /// <summary>The "key: value" lines of /proc/PID/fdinfo/FD, where the kernel shows the state of eventfds, timerfds, signalfds and epolls.</summary>
 public sealed class FdInfo
@@ -7,7 +7,9 @@ public sealed class FdInfo
 
     private FdInfo(string[] lines) => _lines = lines;
 
-    public static FdInfo Read(int pid, int fd) => new(File.ReadAllLines($"/proc/{pid}/fdinfo/{fd}"));
+    public static FdInfo Read(int pid, int fd) => Parse(File.ReadAllText($"/proc/{pid}/fdinfo/{fd}"));
+
+    public static FdInfo Parse(string text) => new(text.Split('\n', StringSplitOptions.RemoveEmptyEntries));
 
     /// <summary>The value of the first line starting with <paramref name="key"/> and a colon, trimmed; null when there is none.</summary>
     public string? this[string key] =>
