@@ -398,15 +398,18 @@ function Wait-TestProgramOutput {
         [double] $TimeoutSec = 15
     )
     $clock = [System.Diagnostics.Stopwatch]::StartNew()
+    $exited = $false
     while ($true) {
         $lines = @(Get-TestProgramOutput $Program)
         for ($i = $Skip; $i -lt $lines.Count; $i++) {
             $m = [regex]::Match($lines[$i], $Pattern)
             if ($m.Success) { return $m }
         }
-        if (Test-ProcessExited $Program) {
+        # Seen ended only after one more look at its output: it may have printed the line just before it ended.
+        if ($exited) {
             throw "$($Program.Name) ($($Program.Id)) ended ($(Get-TestProgramExit $Program)) without printing a line matching '$Pattern'`n$(Get-TestProgramReport $Program)"
         }
+        if (Test-ProcessExited $Program) { $exited = $true; continue }
         if ($clock.Elapsed.TotalSeconds -ge $TimeoutSec) {
             throw "Timed out after $TimeoutSec s waiting for $($Program.Name) ($($Program.Id)) to print a line matching '$Pattern'`n$(Get-TestProgramReport $Program)"
         }
