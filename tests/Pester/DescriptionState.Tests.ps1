@@ -11,7 +11,7 @@ BeforeAll {
     $script:Expected = [ordered]@{
         posix = '1'; posix_read = '1'; ofd = '1'; flock = '1'; lease = '1'; nb7 = '1'; nb8 = '0'; nb9 = '0'
         append12 = '1'; nb12 = '1'; owner10 = '1'; sig10 = '1'; sigio = '1'
-        sparse13 = '1'; content13 = '1'; owner13 = '1'; mode13 = '1'; mtime13 = '1'; unlinked13 = '1'
+        sparse13 = '1'; content13 = '1'; owner13 = '1'; mode13 = '1'; mtime13 = '1'; unlinked13 = '1'; proc14 = '1'
     }
 
     function Assert-Attributes($Report, [string] $When) {
@@ -82,6 +82,23 @@ Describe 'Locks, leases, flags and owners of open file descriptions come back (f
         $info = Get-Content -Raw "/proc/$id/fdinfo/3"
         $info | Should -Match "POSIX\s+ADVISORY\s+WRITE $id \S+ 10 19"
         $info | Should -Match "POSIX\s+ADVISORY\s+READ $id \S+ 100 EOF"
+    }
+}
+
+Describe 'With a new pid, owners and /proc/PID files follow the process (file_attrs, -NoRestorePid)' {
+    BeforeAll {
+        $program = Start-TestProgram file_attrs
+        $path = Join-Path $TestDrive 'newpid.ctx'
+        $null = Invoke-CheckpointKill $program.Id $path
+        $result = Invoke-TestRestart $path -Parameters @{ NoRestorePid = $true }
+        $id = $result.ProcessIds[0]
+        $after = Request-Report $program -Id $id -Word ATTRS
+    }
+    AfterAll { Stop-RestartedProcess $id }
+
+    It 'runs under another pid, with every attribute as the program sees it' {
+        $id | Should -Not -Be $program.Id
+        Assert-Attributes $after 'after a restart under a new pid'
     }
 }
 

@@ -12,9 +12,10 @@
  *  12  data/append.txt O_WRONLY|O_APPEND|O_NONBLOCK
  *  13  data/sparse.tmp, unlinked: 1 GiB with data only in its first page and at 512 MiB, owner 65534:65534,
  *      mode 0604, modified at 1000000000.5
+ *  14  /proc/self/stat, that is /proc/PID/stat of this process
  * Prints "READY <pid>", then after each SIGUSR1 one line
  *   ATTRS posix=1 posix_read=1 ofd=1 flock=1 lease=1 nb7=1 nb8=0 nb9=0 append12=1 nb12=1 owner10=1 sig10=1 sigio=1
- *         sparse13=1 content13=1 owner13=1 mode13=1 mtime13=1 unlinked13=1
+ *         sparse13=1 content13=1 owner13=1 mode13=1 mtime13=1 unlinked13=1 proc14=1
  * where each lock is checked from a child process (which must meet it), and sigio=1 means that a write to 11
  * made the kernel send SIGUSR2 about descriptor 10 to this process.
  */
@@ -112,6 +113,14 @@ static int sparse_content(void)
         && pread(13, hole, 16, 4096 * 16) == 16 && memcmp(hole, (char[16]){ 0 }, 16) == 0;
 }
 
+/* Descriptor 14 still shows this very process's stat. */
+static int own_stat(void)
+{
+    char buf[64] = { 0 }, want[32];
+    int n = snprintf(want, sizeof want, "%d (", getpid());
+    return pread(14, buf, sizeof buf - 1, 0) > n && strncmp(buf, want, (size_t)n) == 0;
+}
+
 static void report(void)
 {
     struct stat st;
@@ -119,7 +128,7 @@ static void report(void)
     struct f_owner_ex owner;
     if (fcntl(10, F_GETOWN_EX, &owner) == -1) die("F_GETOWN_EX");
     say("ATTRS posix=%d posix_read=%d ofd=%d flock=%d lease=%d nb7=%d nb8=%d nb9=%d append12=%d nb12=%d owner10=%d sig10=%d sigio=%d"
-        " sparse13=%d content13=%d owner13=%d mode13=%d mtime13=%d unlinked13=%d\n",
+        " sparse13=%d content13=%d owner13=%d mode13=%d mtime13=%d unlinked13=%d proc14=%d\n",
         child_meets("data/posix.txt", F_GETLK, F_WRLCK, 12, 1, F_WRLCK, 1),
         child_meets("data/posix.txt", F_GETLK, F_WRLCK, 5000, 1, F_RDLCK, 1),
         child_meets("data/ofd.txt", F_OFD_GETLK, F_RDLCK, 0, 0, F_WRLCK, 0),
@@ -132,7 +141,7 @@ static void report(void)
         sigio_arrives(),
         st.st_size == SPARSE_SIZE && st.st_blocks * 512 < (1 << 20), sparse_content(),
         st.st_uid == 65534 && st.st_gid == 65534, (st.st_mode & 07777) == 0604,
-        st.st_mtim.tv_sec == 1000000000 && st.st_mtim.tv_nsec == 500000000, st.st_nlink == 0);
+        st.st_mtim.tv_sec == 1000000000 && st.st_mtim.tv_nsec == 500000000, st.st_nlink == 0, own_stat());
 }
 
 int main(void)
@@ -173,6 +182,8 @@ int main(void)
     struct timespec times[2] = { { 0, UTIME_OMIT }, { 1000000000, 500000000 } };
     if (futimens(13, times) == -1) die("futimens 13");
     if (unlink("data/sparse.tmp") == -1) die("unlink 13");
+
+    open_at("/proc/self/stat", O_RDONLY, 14);
 
     on_signal(SIGUSR1, on_usr1, SA_RESTART);
     say("READY %d\n", getpid());

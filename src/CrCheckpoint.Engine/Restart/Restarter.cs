@@ -39,7 +39,7 @@ public static class Restarter
             foreach (var process in order.Where(p => !p.Process.Zombie))
             {
                 MemoryRestore.CheckFiles(process, relocate);
-                FileRestore.CheckFiles(process, relocate);
+                FileRestore.CheckFiles(process, relocate, order.Select(p => p.Pid).ToHashSet());
             }
             var kernel = File.ReadAllText("/proc/sys/kernel/osrelease").Trim();
             if (kernel != image.Image.KernelRelease)

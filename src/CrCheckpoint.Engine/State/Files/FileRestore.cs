@@ -15,7 +15,8 @@ public static class FileRestore
     private const int F_SETFD = 2, FD_CLOEXEC = 1;
 
     /// <summary>Refuses a restart whose regular files are missing, or whose socket names are taken, before anything is built.</summary>
-    public static void CheckFiles(ProcessImage process, PathRelocator relocate)
+    /// <param name="restarted">The processes of the context: a file under /proc/PID of one of them will be there once it is made.</param>
+    public static void CheckFiles(ProcessImage process, PathRelocator relocate, IReadOnlySet<int> restarted)
     {
         var sockets = new Lazy<Dictionary<ulong, UnixSocketInfo>>(UnixSocketDiag.Dump);
         foreach (var d in process.Files.Descriptors)
@@ -24,6 +25,7 @@ public static class FileRestore
             if (d.Kind is not (FileDescriptorKind.RegularFile or FileDescriptorKind.Directory or FileDescriptorKind.Fifo)) continue;
             if (d.Kind is FileDescriptorKind.Directory or FileDescriptorKind.Fifo && d.Deleted) continue;
             var path = relocate.Map(d.Path);
+            if (OpenFileTable.ProcessOf(path) is { } pid && restarted.Contains(pid)) continue;
             if (!File.Exists(path) && !Directory.Exists(path))
                 throw new RestartException(RestartFailure.FileMissing,
                     $"{path}, open as descriptor {d.Fd} in process {process.Pid} ({process.Name}), does not exist. Put it back or use -Relocate.", path);

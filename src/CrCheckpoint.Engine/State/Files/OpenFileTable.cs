@@ -83,6 +83,22 @@ public sealed class OpenFileTable : IDisposable
     public static bool IsFirstHolder(ProcessImage process, FileDescriptorRecord d) =>
         d.Description is null || d.Description == $"{process.Pid}:{d.Fd}";
 
+    /// <summary>The process a path under /proc/PID is about; null for any other path.</summary>
+    public static int? ProcessOf(string path)
+    {
+        if (!path.StartsWith("/proc/", StringComparison.Ordinal)) return null;
+        var end = path.IndexOf('/', 6);
+        return int.TryParse(end < 0 ? path[6..] : path[6..end], out var pid) ? pid : null;
+    }
+
+    /// <summary>A file under /proc/PID of a process of the checkpoint is that process's after the restart, under its new pid.</summary>
+    private string OfRestarted(string path)
+    {
+        if (ProcessOf(path) is not { } pid || !Pids.TryGetValue(pid, out var now)) return path;
+        var end = path.IndexOf('/', 6);
+        return $"/proc/{now}{(end < 0 ? "" : path[end..])}";
+    }
+
     private static string Key(ProcessImage process, FileDescriptorRecord d) => d.Description ?? $"{process.Pid}:{d.Fd}";
 
     private int OwnerPid(FileOwnerRecord owner)
@@ -121,7 +137,7 @@ public sealed class OpenFileTable : IDisposable
             case FileDescriptorKind.Directory when d.Deleted:
                 return OpenPath(DeletedDirectory(d.Path), d.Flags | O_DIRECTORY, d.Fd);
             case FileDescriptorKind.RegularFile or FileDescriptorKind.Directory or FileDescriptorKind.Device:
-                return Seek(OpenPath(_relocate.Map(d.Path), d.Flags | (d.Kind == FileDescriptorKind.Directory ? O_DIRECTORY : 0), d.Fd), d);
+                return Seek(OpenPath(OfRestarted(_relocate.Map(d.Path)), d.Flags | (d.Kind == FileDescriptorKind.Directory ? O_DIRECTORY : 0), d.Fd), d);
             case FileDescriptorKind.Fifo:
                 return OpenFifo(d, d.Deleted ? MakeDeleted(d.Path, d) : _relocate.Map(d.Path));
             case FileDescriptorKind.UnlinkedFile when d.SavedFileKey is not null && _shared.Contains(d.SavedFileKey):

@@ -48,7 +48,7 @@ public static class MemoryCapture
     public static (MemoryMapRecord Map, List<AreaPlan> Plans, List<FileToSave> Files) Plan(
         int pid, IReadOnlyList<MemoryArea> areas, string executable, SaveMappedFiles save)
     {
-        CheckVdso(pid, areas);
+        CheckKernelAreas(pid, areas);
         var plans = new List<AreaPlan>();
         var files = new Dictionary<string, FileToSave>();
         using var pagemap = new Pagemap(pid);
@@ -116,7 +116,7 @@ public static class MemoryCapture
     public static void CheckSupported(int pid)
     {
         var areas = ProcMaps.Read(pid);
-        CheckVdso(pid, areas);
+        CheckKernelAreas(pid, areas);
         var flags = ProcSmaps.ReadFlags(pid).ToDictionary(a => a.Start, a => a.Flags);
         foreach (var area in areas) AreaFlagsState.Capture(pid, area, Classify(area), flags.GetValueOrDefault(area.Start));
     }
@@ -125,10 +125,13 @@ public static class MemoryCapture
     /// Every process this kernel starts gets a vDSO; a restarted one cannot be rid of it (the restart
     /// works through it), so a program that unmapped its own would not get back what it had.
     /// </summary>
-    private static void CheckVdso(int pid, IReadOnlyList<MemoryArea> areas)
+    private static void CheckKernelAreas(int pid, IReadOnlyList<MemoryArea> areas)
     {
         if (!areas.Any(a => a.Path == "[vdso]") && File.ReadAllText("/proc/self/maps").Contains("[vdso]"))
             throw new UnsupportedStateException(pid, "the program unmapped its vDSO ([vdso]), which this version cannot restore");
+        // The ring of an io_setup context: the kernel's own object, with requests in flight behind it.
+        if (areas.FirstOrDefault(a => a.Path.StartsWith("/[aio]", StringComparison.Ordinal)) is { } aio)
+            throw new UnsupportedStateException(pid, $"the program uses Linux AIO (io_setup; its ring at 0x{aio.Start:x}), which this version cannot checkpoint");
     }
 
     public static string ShmemKey(FileIdentity identity) => $"{identity.Device:x}:{identity.Inode}";
