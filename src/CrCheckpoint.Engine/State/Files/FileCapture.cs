@@ -61,6 +61,11 @@ public static class FileCapture
                 descriptors.Add(kernelObject);
                 continue;
             }
+            // Removed from the path it was opened by, yet linked under another name: the restart could
+            // reopen neither, and a copy would no longer be the file the other name shows.
+            if (record.Kind == FileDescriptorKind.RegularFile && record.Deleted)
+                throw new UnsupportedStateException(pid,
+                    $"descriptor {d.Fd} ({record.Path}) was removed from that path but is still linked under another name, which this version cannot find; open it by its other name in the program, or checkpoint later");
             if (record.Kind is FileDescriptorKind.Socket or FileDescriptorKind.AnonymousInode or FileDescriptorKind.Other)
                 throw new UnsupportedStateException(pid,
                     $"descriptor {d.Fd} ({d.Target}) is a {Describe(record.Kind)}, which this version cannot checkpoint yet; close it in the program, or checkpoint another process");
