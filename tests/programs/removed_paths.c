@@ -6,14 +6,16 @@
  *   4    /fifo, O_RDWR, with "hello" in flight, removed
  *   5, 6 /a and /b, two names of one file (two descriptions), both removed; "shared" written through 5
  *   7    an O_TMPFILE file in /, holding "tmp"
+ *   8    /null, a device node made for /dev/null's device (1:3), O_RDWR, removed
  * Prints "READY <pid>", then after each SIGUSR1 one line
- *   PATHS root=1 cwd=1 dir3=1 fifo4=1 same56=1 tmp7=1
+ *   PATHS root=1 cwd=1 dir3=1 fifo4=1 same56=1 tmp7=1 dev8=1
  * root: "/" is the jail; cwd: the working directory is a removed directory; dir3: likewise for 3; fifo4: the
  * bytes in flight are there (read and put back); same56: 5 and 6 are one removed file with its bytes; tmp7.
  */
 #include "common.h"
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 static volatile sig_atomic_t usr1;
 static void on_usr1(int sig) { (void)sig; usr1++; }
@@ -49,6 +51,9 @@ int main(void)
     if (unlink("/a") == -1 || unlink("/b") == -1) die("unlink a b");
     at(open("/", O_TMPFILE | O_RDWR, 0600), 7);
     if (write(7, "tmp", 3) != 3) die("write 7");
+    if (mknod("/null", S_IFCHR | 0600, makedev(1, 3)) == -1) die("mknod");
+    at(open("/null", O_RDWR), 8);
+    if (unlink("/null") == -1) die("unlink null");
 
     on_signal(SIGUSR1, on_usr1, SA_RESTART);
     say("READY %d\n", getpid());
@@ -64,9 +69,12 @@ int main(void)
                 && pread(6, six, 6, 0) == 6 && memcmp(six, "shared", 6) == 0;
             struct stat root, cwd, dir3;
             if (stat("/", &root) == -1 || stat(".", &cwd) == -1 || fstat(3, &dir3) == -1) die("stat");
-            say("PATHS root=%d cwd=%d dir3=%d fifo4=%d same56=%d tmp7=%d\n",
+            struct stat dev;
+            if (fstat(8, &dev) == -1) die("fstat 8");
+            int dev_ok = S_ISCHR(dev.st_mode) && dev.st_rdev == makedev(1, 3) && dev.st_nlink == 0 && write(8, "x", 1) == 1;
+            say("PATHS root=%d cwd=%d dir3=%d fifo4=%d same56=%d tmp7=%d dev8=%d\n",
                 root.st_ino == jail.st_ino && root.st_dev == jail.st_dev, removed_dir(&cwd), removed_dir(&dir3),
-                fifo_ok, same, pread(7, tmp, 3, 0) == 3 && memcmp(tmp, "tmp", 3) == 0 && fstat(7, &st) == 0 && st.st_nlink == 0);
+                fifo_ok, same, pread(7, tmp, 3, 0) == 3 && memcmp(tmp, "tmp", 3) == 0 && fstat(7, &st) == 0 && st.st_nlink == 0, dev_ok);
         }
         sleep_ms(2);
     }

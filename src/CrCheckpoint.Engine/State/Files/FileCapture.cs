@@ -195,7 +195,9 @@ public static class FileCapture
                 // 136-143: pseudo-terminal slaves; 4: virtual consoles; 5: /dev/tty, /dev/console, ptmx.
                 if (major is >= 136 and <= 143 or 4 || (major == 5 && !path.EndsWith("ptmx", StringComparison.Ordinal)))
                     return FileDescriptorKind.Terminal;
-                return path is "/dev/null" or "/dev/zero" or "/dev/random" or "/dev/urandom" or "/dev/full"
+                // The memory devices (null, zero, full, random, urandom) hold nothing, whatever node names them.
+                var minor = (uint)(d.Stat!.Value.Rdev & 0xff);
+                return path is "/dev/null" or "/dev/zero" or "/dev/random" or "/dev/urandom" or "/dev/full" || (major == 1 && minor is 3 or 5 or 7 or 8 or 9)
                     ? FileDescriptorKind.Device : FileDescriptorKind.Other;
             default:
                 return FileDescriptorKind.Other;

@@ -134,6 +134,8 @@ public sealed class OpenFileTable : IDisposable
     {
         switch (d.Kind)
         {
+            case FileDescriptorKind.Device when d.Deleted:
+                return OpenPath(MakeDeleted(d.Path, d), d.Flags, d.Fd);
             case FileDescriptorKind.Directory when d.Deleted:
                 return OpenPath(DeletedDirectory(d.Path), d.Flags | O_DIRECTORY, d.Fd);
             case FileDescriptorKind.RegularFile or FileDescriptorKind.Directory or FileDescriptorKind.Device:
@@ -193,18 +195,24 @@ public sealed class OpenFileTable : IDisposable
     /// </summary>
     public string DeletedDirectory(string path) => MakeDeleted(path, null);
 
-    private string MakeDeleted(string path, FileDescriptorRecord? fifo)
+    private string MakeDeleted(string path, FileDescriptorRecord? node)
     {
         if (_deleted.TryGetValue(path, out var made)) return made;
         var parent = Path.GetDirectoryName(path);
         made = !Path.Exists(path) && Directory.Exists(parent) ? path
             : Path.Combine(Directory.Exists(parent) ? parent : Path.GetTempPath(), $".crrestart.{Environment.ProcessId}.{Random.Shared.Next():x8}");
-        if (fifo is null)
+        if (node is null)
             Directory.CreateDirectory(made, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         else
         {
-            ErrnoCheck.Check(mkfifo(made, 0x180), $"mkfifo {made}");
-            if (fifo.Identity is { } id)
+            if (node.Kind == FileDescriptorKind.Device)
+            {
+                if (node.Identity is not { SpecialDevice: { } rdev } device)
+                    throw new RestartException(RestartFailure.ContextInvalid, $"the removed device file {path} of descriptor {node.Fd} has no device number in the context.", path);
+                ErrnoCheck.Check(mknod(made, (int)(device.Mode & 0xf000) | 0x180, rdev), $"mknod {made}");
+            }
+            else ErrnoCheck.Check(mkfifo(made, 0x180), $"mkfifo {made}");
+            if (node.Identity is { } id)
             {
                 if (id.Owner is { } owner && id.Group is { } group) ErrnoCheck.Check(fchownat(AT_FDCWD, made, owner, group, 0), $"chown {made}");
                 ErrnoCheck.Check(fchmodat(AT_FDCWD, made, (int)(id.Mode & 0xfff), 0), $"chmod {made}");

@@ -62,11 +62,14 @@ public sealed class FileIdentity
     /// <summary>Owner and group; since 1.2 (a file the restart makes anew gets them back).</summary>
     public uint? Owner { get; init; }
     public uint? Group { get; init; }
+    /// <summary>For a device file, the device it is (st_rdev): a removed device node is made again from it; since 1.2.</summary>
+    public ulong? SpecialDevice { get; init; }
 
     public static FileIdentity From(in Native.Stat st) => new()
     {
         Device = st.Dev, Inode = st.Ino, Size = st.Size, ModifiedSeconds = st.MtimeSec,
         ModifiedNanoseconds = st.MtimeNsec, Mode = st.Mode, Owner = st.Uid, Group = st.Gid,
+        SpecialDevice = st.FileType is Native.Stat.S_IFCHR or Native.Stat.S_IFBLK ? st.Rdev : null,
     };
 
     public bool SameContentAs(FileIdentity other) =>
