@@ -272,7 +272,7 @@ public sealed class ContextReader : IDisposable
         _nextSequence++;
 
         var record = new RecordInfo(header.Kind, header.Flags, metadata, dataLength,
-            _canSeek ? Abs(_position) : -1, Abs(recordStart), (long)header.Sequence);
+            _canSeek ? Abs(_position) : -1, Abs(recordStart), (long)header.Sequence) { FileMinorVersion = FormatMinor };
         _current = record;
         _dataRemaining = dataLength;
         _dataHash.Reset();

@@ -46,6 +46,9 @@ public sealed class RecordInfo
     /// <summary>Index of the record in the file, counting from 0 and including skipped records.</summary>
     public long Sequence { get; }
 
+    /// <summary>The minor format version of the file the record is in.</summary>
+    internal int FileMinorVersion { get; init; } = FormatConstants.MinorVersion;
+
     /// <summary>Deserializes the metadata with <see cref="ContextJson.Options"/>.</summary>
     /// <exception cref="ContextFormatException">The metadata is not JSON of the expected shape (<see cref="ContextFormatError.Corrupt"/>).</exception>
     public T GetMetadata<T>()
@@ -54,6 +57,13 @@ public sealed class RecordInfo
         {
             var value = JsonSerializer.Deserialize<T>(Metadata, ContextJson.Options);
             return value ?? throw new JsonException("The metadata is JSON null.");
+        }
+        catch (JsonException e) when (FileMinorVersion > FormatConstants.MinorVersion)
+        {
+            // A newer minor version may use values this version does not know (a new kind of descriptor...).
+            throw new ContextFormatException(ContextFormatError.UnsupportedVersion, RecordOffset,
+                $"The metadata of the {Kind} record at byte {RecordOffset} holds what this version of CrCheckpoint does not know " +
+                $"(the file is of format 1.{FileMinorVersion}, this version reads up to 1.{FormatConstants.MinorVersion}): {e.Message} Upgrade CrCheckpoint to restore it.", e);
         }
         catch (JsonException e)
         {
