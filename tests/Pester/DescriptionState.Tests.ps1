@@ -140,7 +140,7 @@ Describe 'What was removed while open comes back removed, in a chroot (removed_p
     }
     AfterAll { Stop-RestartedProcess $id }
 
-    It 'had everything before the checkpoint, and has it all after the restart: <_>' -ForEach 'root', 'cwd', 'dir3', 'fifo4', 'same56', 'tmp7', 'dev8' {
+    It 'had everything before the checkpoint, and has it all after the restart: <_>' -ForEach 'root', 'cwd', 'dir3', 'fifo4', 'same56', 'tmp7', 'dev8', 'link9' {
         $before[$_] | Should -Be '1'
         $after[$_] | Should -Be '1' -Because "$_ as the restarted program sees it"
     }

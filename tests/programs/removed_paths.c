@@ -7,8 +7,9 @@
  *   5, 6 /a and /b, two names of one file (two descriptions), both removed; "shared" written through 5
  *   7    an O_TMPFILE file in /, holding "tmp"
  *   8    /null, a device node made for /dev/null's device (1:3), O_RDWR, removed
+ *   9    /link, a symbolic link to "somewhere/else", itself open with O_PATH|O_NOFOLLOW, removed
  * Prints "READY <pid>", then after each SIGUSR1 one line
- *   PATHS root=1 cwd=1 dir3=1 fifo4=1 same56=1 tmp7=1 dev8=1
+ *   PATHS root=1 cwd=1 dir3=1 fifo4=1 same56=1 tmp7=1 dev8=1 link9=1
  * root: "/" is the jail; cwd: the working directory is a removed directory; dir3: likewise for 3; fifo4: the
  * bytes in flight are there (read and put back); same56: 5 and 6 are one removed file with its bytes; tmp7.
  */
@@ -54,6 +55,9 @@ int main(void)
     if (mknod("/null", S_IFCHR | 0600, makedev(1, 3)) == -1) die("mknod");
     at(open("/null", O_RDWR), 8);
     if (unlink("/null") == -1) die("unlink null");
+    if (symlink("somewhere/else", "/link") == -1) die("symlink");
+    at(open("/link", O_PATH | O_NOFOLLOW), 9);
+    if (unlink("/link") == -1) die("unlink link");
 
     on_signal(SIGUSR1, on_usr1, SA_RESTART);
     say("READY %d\n", getpid());
@@ -72,9 +76,13 @@ int main(void)
             struct stat dev;
             if (fstat(8, &dev) == -1) die("fstat 8");
             int dev_ok = S_ISCHR(dev.st_mode) && dev.st_rdev == makedev(1, 3) && dev.st_nlink == 0 && write(8, "x", 1) == 1;
-            say("PATHS root=%d cwd=%d dir3=%d fifo4=%d same56=%d tmp7=%d dev8=%d\n",
+            char target[64] = { 0 };
+            struct stat link;
+            int link_ok = readlinkat(9, "", target, sizeof target - 1) == 14 && strcmp(target, "somewhere/else") == 0
+                && fstatat(9, "", &link, AT_EMPTY_PATH) == 0 && S_ISLNK(link.st_mode) && link.st_nlink == 0;
+            say("PATHS root=%d cwd=%d dir3=%d fifo4=%d same56=%d tmp7=%d dev8=%d link9=%d\n",
                 root.st_ino == jail.st_ino && root.st_dev == jail.st_dev, removed_dir(&cwd), removed_dir(&dir3),
-                fifo_ok, same, pread(7, tmp, 3, 0) == 3 && memcmp(tmp, "tmp", 3) == 0 && fstat(7, &st) == 0 && st.st_nlink == 0, dev_ok);
+                fifo_ok, same, pread(7, tmp, 3, 0) == 3 && memcmp(tmp, "tmp", 3) == 0 && fstat(7, &st) == 0 && st.st_nlink == 0, dev_ok, link_ok);
         }
         sleep_ms(2);
     }

@@ -184,4 +184,10 @@ internal static partial class Interop
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int mknod(string path, int mode, ulong device);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static unsafe partial nint readlinkat(int dirfd, string path, byte* buf, nuint size);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int symlink(string target, string path);
 }

@@ -63,6 +63,11 @@ public static class FileCapture
             }
             // Removed from the path it was opened by, yet linked under another name: the restart could
             // reopen neither, and a copy would no longer be the file the other name shows.
+            if (record.Kind == FileDescriptorKind.Symlink)
+            {
+                descriptors.Add(Symlink(pid, record));
+                continue;
+            }
             if (record.Kind == FileDescriptorKind.RegularFile && record.Deleted)
                 throw new UnsupportedStateException(pid,
                     $"descriptor {d.Fd} ({record.Path}) was removed from that path but is still linked under another name, which this version cannot find; open it by its other name in the program, or checkpoint later");
@@ -139,6 +144,24 @@ public static class FileCapture
         };
     }
 
+    /// <summary>An O_PATH descriptor of a symbolic link: what it points to, read through the engine's own copy of it.</summary>
+    private static unsafe FileDescriptorRecord Symlink(int pid, FileDescriptorRecord r)
+    {
+        var copy = ForeignDescriptor.Copy(pid, r.Fd);
+        try
+        {
+            var buffer = stackalloc byte[4096];
+            var n = Native.Interop.readlinkat(copy, "", buffer, 4096);
+            if (n < 0) throw new UnsupportedStateException(pid, $"descriptor {r.Fd} ({r.Path}) is a symbolic link whose target cannot be read");
+            return new FileDescriptorRecord
+            {
+                Fd = r.Fd, Kind = r.Kind, Path = r.Path, Flags = r.Flags, CloseOnExec = r.CloseOnExec, Deleted = r.Deleted,
+                Identity = r.Identity, Inode = r.Inode, SymlinkTarget = System.Text.Encoding.UTF8.GetString(buffer, (int)n),
+            };
+        }
+        finally { Native.Interop.close(copy); }
+    }
+
     private static string Describe(FileDescriptorKind kind) => kind switch
     {
         FileDescriptorKind.Socket => "socket",
@@ -188,6 +211,7 @@ public static class FileCapture
                 // A file still linked elsewhere under another name reads as deleted too; nlink tells.
                 return deleted && (d.Stat?.Nlink ?? 0) == 0 ? FileDescriptorKind.UnlinkedFile : FileDescriptorKind.RegularFile;
             case Native.Stat.S_IFDIR: return FileDescriptorKind.Directory;
+            case Native.Stat.S_IFLNK: return FileDescriptorKind.Symlink;
             case Native.Stat.S_IFIFO: return FileDescriptorKind.Fifo;
             case Native.Stat.S_IFSOCK: return FileDescriptorKind.Socket;
             case Native.Stat.S_IFCHR:

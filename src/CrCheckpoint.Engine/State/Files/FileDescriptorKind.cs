@@ -30,4 +30,6 @@ public enum FileDescriptorKind
     Other,
     /// <summary>A pidfd of a process of the checkpoint: opened again on the restarted process.</summary>
     PidFd,
+    /// <summary>A symbolic link itself, open with O_PATH|O_NOFOLLOW (since 1.2): made again from its target when it was removed.</summary>
+    Symlink,
 }

@@ -47,6 +47,9 @@ public sealed class FileDescriptorRecord
     public uint SocketFileOwner { get; init; }
     public uint SocketFileGroup { get; init; }
 
+    /// <summary>For a symbolic link open with O_PATH|O_NOFOLLOW: what it points to; since 1.2.</summary>
+    public string? SymlinkTarget { get; init; }
+
     public InetSocketRecord? Inet { get; init; }
     /// <summary>For a unix or internet socket: the options, filter and shutdown state that differ from a new socket's.</summary>
     public SocketOptionsRecord? SocketOptions { get; init; }

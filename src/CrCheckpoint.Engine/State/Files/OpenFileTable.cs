@@ -134,6 +134,8 @@ public sealed class OpenFileTable : IDisposable
     {
         switch (d.Kind)
         {
+            case FileDescriptorKind.Symlink when d.SymlinkTarget is not null:
+                return OpenPath(d.Deleted ? MakeDeleted(d.Path, d) : _relocate.Map(d.Path), d.Flags | O_PATH | O_NOFOLLOW, d.Fd);
             case FileDescriptorKind.Device when d.Deleted:
                 return OpenPath(MakeDeleted(d.Path, d), d.Flags, d.Fd);
             case FileDescriptorKind.Directory when d.Deleted:
@@ -205,6 +207,12 @@ public sealed class OpenFileTable : IDisposable
             Directory.CreateDirectory(made, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         else
         {
+            if (node.Kind == FileDescriptorKind.Symlink)
+            {
+                ErrnoCheck.Check(symlink(node.SymlinkTarget!, made), $"symlink {made}");
+                _deleted[path] = made;
+                return made;
+            }
             if (node.Kind == FileDescriptorKind.Device)
             {
                 if (node.Identity is not { SpecialDevice: { } rdev } device)
@@ -225,7 +233,8 @@ public sealed class OpenFileTable : IDisposable
     public void RemoveDeleted()
     {
         foreach (var made in _deleted.Values)
-            if (Directory.Exists(made)) Directory.Delete(made);
+            // A symbolic link to a directory is removed as the link it is.
+            if (new FileInfo(made).LinkTarget is null && Directory.Exists(made)) Directory.Delete(made);
             else File.Delete(made);
         _deleted.Clear();
     }
