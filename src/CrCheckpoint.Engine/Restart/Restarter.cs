@@ -241,9 +241,10 @@ public static class Restarter
                 // The leader first, carrying the signal in its detach, so a stop is pending before anything runs.
                 var r = rebuilt[p.Pid];
                 var own = signal != 0 ? signal : StopState.SignalFor(p.Process);
-                StopState.Release(r.Leader, own == Signals.SIGKILL ? 0 : own);
+                // SIGKILL cannot ride on a detach: the process goes stopped, so that it runs not one
+                // instruction, and is killed once it is ours no more, so that its parent sees the kill.
+                StopState.Release(r.Leader, own == Signals.SIGKILL ? Signals.SIGSTOP : own);
                 foreach (var (t, _) in r.Threads.Skip(1)) t.Release();
-                // SIGKILL cannot wait for a detach: it is sent once the process is ours no more, so that its parent sees it.
                 if (own == Signals.SIGKILL) Interop.kill(r.Leader.Pid, Signals.SIGKILL);
             }
             if (signal != 0) log.Add($"sent {Signals.Name(signal)} to every process");
