@@ -105,9 +105,7 @@ public static class AreaFlagsState
         var areas = map.Areas.Where(a => !IsKernel(a.Kind)).ToList();
         if (areas.Count == 0) return;
         var now = ProcMaps.Read(pid);
-        // smaps is the dearest file of /proc to read; a fresh mapping has none of the kept flags, so
-        // it is read only when some area had any.
-        var smaps = areas.Any(a => a.VmFlags is { Length: > 0 }) ? ProcSmaps.ReadFlags(pid) : [];
+        var smaps = areas.Any(a => a.VmFlags?.Any(f => f != "mw") == true) ? ProcSmaps.ReadFlags(pid) : [];
         Pagemap? pagemap = null;
         try
         {
@@ -124,7 +122,9 @@ public static class AreaFlagsState
                     RestartCheck.Expect(pid, $"{what}: protection at 0x{at:x}", area.Protection[..compared], here.Protection[..compared]);
                     at = here.End;
                 }
-                if (area.VmFlags is { Length: > 0 } saved)
+                // "mw" alone (a shared file mapping that may become writable) follows from how the restart
+                // opened the file; smaps, which walks every page to count them, is read only for more.
+                if (area.VmFlags is { Length: > 0 } saved && smaps.Count > 0)
                 {
                     var kept = IsShared(area.Kind) ? SharedKept : PrivateKept;
                     var actual = (ProcSmaps.At(smaps, area.Start) ?? []).Where(kept.Contains).Order(StringComparer.Ordinal);

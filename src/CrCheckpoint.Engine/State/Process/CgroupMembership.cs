@@ -113,7 +113,9 @@ public static class CgroupMembership
     public static void Verify(int pid, IReadOnlyList<(Tracee Tracee, ThreadRecord Record)> threads, ProcessRecord process)
     {
         if (process.Cgroups is not { } saved) return;
-        foreach (var (tracee, _) in threads)
+        // The threads are made after the process joined its cgroups and inherit them (threads in
+        // different cgroups are refused at checkpoint), so the main thread speaks for them all.
+        foreach (var (tracee, _) in threads.Take(1))
         {
             var now = ProcCgroup.Read($"/proc/{pid}/task/{tracee.Tid}/cgroup");
             var who = tracee.Tid == pid ? "" : $"thread {tracee.Tid}: ";
