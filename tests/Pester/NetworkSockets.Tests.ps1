@@ -191,3 +191,46 @@ Describe 'An established TCP connection of a server that goes on running after t
         Test-ProcessUntouched $program.Id | Should -BeTrue
     }
 }
+
+Describe 'python3 with a UDP-Lite socket and an ICMP ping socket: both bound again, both still talk' {
+    BeforeAll {
+        # On SIGUSR1 it sends itself a datagram through the UDP-Lite socket and pings 127.0.0.1 through the
+        # ping socket, and says whether each answer came back.
+        $script = @'
+import signal, socket, struct, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, 136)
+u.bind(('127.0.0.1', 0))
+p = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+u.settimeout(5); p.settimeout(5)
+def check(*_):
+    u.sendto(b'lite', u.getsockname())
+    lite = u.recvfrom(64)[0] == b'lite'
+    p.sendto(struct.pack('!BBHHH', 8, 0, 0, 0, 1) + b'ping', ('127.0.0.1', 0))
+    reply = p.recvfrom(64)[0]
+    print('NET port=%d udplite=%d ping=%d' % (u.getsockname()[1], lite, reply[0] == 0 and reply.endswith(b'ping')), flush=True)
+signal.signal(signal.SIGUSR1, check)
+print('READY %d' % u.getsockname()[1], flush=True)
+while True:
+    signal.pause()
+'@
+        $program = Start-TestProgram -FilePath python3 -ArgumentList '-c', $script -WaitFor '^READY '
+        $before = Request-Report $program -Id $program.Id -Word NET
+        $path = Join-Path $TestDrive 'udplite.ctx'
+        $null = Invoke-CheckpointKill $program.Id $path
+        $result = Invoke-TestRestart $path
+        $id = $result.ProcessIds[0]
+        $after = Request-Report $program -Id $id -Word NET
+    }
+    AfterAll { Stop-RestartedProcess $id }
+
+    It 'talked through both before the checkpoint' {
+        $before.udplite | Should -Be '1'
+        $before.ping | Should -Be '1'
+    }
+
+    It 'talks through both after the restart, the UDP-Lite socket on the same port' {
+        $after.udplite | Should -Be '1'
+        $after.ping | Should -Be '1'
+        $after.port | Should -Be $before.port
+    }
+}

@@ -54,9 +54,9 @@ public static unsafe class InetSocketState
             var listening = SocketOption.Get(copy, SOL_SOCKET, SO_ACCEPTCONN) == 1;
             var local = Name(copy, peer: false);
             var peer = Name(copy, peer: true);
-            if (type is not (SOCK_STREAM or SOCK_DGRAM or SOCK_RAW) || (type != SOCK_RAW && protocol is not (IPPROTO_TCP or IPPROTO_UDP)))
+            if (type is not (SOCK_STREAM or SOCK_DGRAM or SOCK_RAW) || (type != SOCK_RAW && ProcNetTable(type, protocol) is null))
                 throw new UnsupportedStateException(pid, $"descriptor {fd} is an internet socket of a kind this version cannot checkpoint (type {type}, protocol {protocol})");
-            var (state, queued) = ProcNet(pid, family, type == SOCK_RAW ? "raw" : protocol == IPPROTO_TCP ? "tcp" : "udp", inode);
+            var (state, queued) = ProcNet(pid, family, type == SOCK_RAW ? "raw" : ProcNetTable(type, protocol)!, inode);
             var backlog = 0;
             if (listening && InetSocketDiag.Listeners(family).TryGetValue(inode, out var listener))
                 (backlog, queued) = listener;
@@ -92,6 +92,21 @@ public static unsafe class InetSocketState
             if (copy >= 0) close(copy);
         }
     }
+
+    /// <summary>
+    /// The /proc/PID/net table of a kind of socket that binds, connects and has options and nothing else:
+    /// TCP, UDP, UDP-Lite, and the datagram "ping" sockets of ICMP and ICMPv6. Null for another kind.
+    /// </summary>
+    private static string? ProcNetTable(int type, int protocol) => (type, protocol) switch
+    {
+        (SOCK_STREAM, IPPROTO_TCP) => "tcp",
+        (SOCK_DGRAM, IPPROTO_UDP) => "udp",
+        (SOCK_DGRAM, IPPROTO_UDPLITE) => "udplite",
+        (SOCK_DGRAM, IPPROTO_ICMP or IPPROTO_ICMPV6) => "icmp",
+        _ => null,
+    };
+
+    private const int IPPROTO_ICMP = 1, IPPROTO_ICMPV6 = 58, IPPROTO_UDPLITE = 136;
 
     /// <summary>State and receive queue (bytes; for a listener, connections waiting) from /proc/PID/net.</summary>
     private static (int State, int Queued) ProcNet(int pid, int family, string kind, ulong inode)
