@@ -145,7 +145,10 @@ function Stop-RestartedProcess {
     #>
     param([Parameter(Position = 0)] [AllowEmptyCollection()] [int[]] $Id = @(), [double] $TimeoutSec = 15, [switch] $WarnOnly)
     foreach ($i in $Id) {
-        if (Test-OwnChild $i) { [void][CrTest.Native]::kill($i, 9) }
+        if (Test-OwnChild $i) {
+            Stop-Descendants $i
+            [void][CrTest.Native]::kill($i, 9)
+        }
     }
     foreach ($i in $Id) {
         try { $null = Wait-Until { -not (Test-OwnChild $i) } -TimeoutSec $TimeoutSec -Because "restarted process $i to be killed and reaped" }

@@ -431,6 +431,32 @@ function ConvertFrom-Hex {
     [System.Convert]::ToUInt64(($Text -replace '^0x', ''), 16)
 }
 
+function Stop-Descendants {
+    <#
+    .SYNOPSIS
+        SIGKILLs every descendant of a live process (its children, theirs...): a program's helpers would
+        otherwise outlive it, reparented to init. Call it while the process is alive and one's own (or one's
+        launcher's) child, so that no pid it names can have been reused.
+    #>
+    param([Parameter(Mandatory, Position = 0)] [int] $Id)
+    $children = @{}
+    foreach ($dir in [System.IO.Directory]::GetDirectories('/proc')) {
+        $name = [System.IO.Path]::GetFileName($dir)
+        if ($name -notmatch '^\d+$') { continue }
+        $s = Get-ProcStat ([int]$name)
+        if ($s) { if (-not $children.ContainsKey($s.ParentId)) { $children[$s.ParentId] = [System.Collections.Generic.List[int]]::new() }; $children[$s.ParentId].Add($s.Id) }
+    }
+    $pending = [System.Collections.Generic.Queue[int]]::new()
+    $pending.Enqueue($Id)
+    while ($pending.Count -gt 0) {
+        $parent = $pending.Dequeue()
+        foreach ($c in @($children[$parent] | Where-Object { $_ })) {
+            [void][CrTest.Native]::kill($c, 9)
+            $pending.Enqueue($c)
+        }
+    }
+}
+
 function Stop-TestProgram {
     <# Kills the program (if it still runs), waits until its launcher has reaped it, and removes its directory. #>
     param([Parameter(Position = 0, ValueFromPipeline)] [object[]] $Program)
@@ -439,7 +465,10 @@ function Stop-TestProgram {
             if ($null -eq $p) { continue }
             # While the launcher runs, the program is its unreaped child, so its pid cannot have been reused.
             if (-not $p.Launcher.HasExited) {
-                if ($p.Id -gt 0) { [void][CrTest.Native]::kill($p.Id, 9) }
+                if ($p.Id -gt 0) {
+                    Stop-Descendants $p.Id
+                    [void][CrTest.Native]::kill($p.Id, 9)
+                }
                 else { $p.Launcher.Kill() }
                 if (-not $p.Launcher.WaitForExit(15000)) { Write-Warning "the launcher of $($p.Name) ($($p.Id)) did not end" }
             }
