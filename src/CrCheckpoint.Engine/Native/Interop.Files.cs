@@ -152,6 +152,9 @@ internal static partial class Interop
     [LibraryImport("libc", SetLastError = true)]
     public static partial int listen(int fd, int backlog);
 
+    /// <summary>ioctl: bytes waiting to be read in a pipe, socket (SIOCINQ, the same number) or inotify.</summary>
+    public const int FIONREAD = 0x541B;
+
     [LibraryImport("libc", SetLastError = true)]
     public static unsafe partial int ioctl(int fd, long request, void* argument);
 

@@ -20,12 +20,4 @@ public sealed record FileLockLine(string Kind, string Mode, string Type, int Pid
         if (t[7] != "EOF" && !long.TryParse(t[7], NumberStyles.Integer, CultureInfo.InvariantCulture, out end)) return null;
         return new FileLockLine(t[1], t[2], t[3], pid, start, end);
     }
-
-    /// <summary>Every lock line of one fdinfo text.</summary>
-    public static List<FileLockLine> All(string fdinfo) =>
-        fdinfo.Split('\n')
-            .Where(l => l.StartsWith("lock:", StringComparison.Ordinal))
-            .Select(l => Parse(l[5..]))
-            .OfType<FileLockLine>()
-            .ToList();
 }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using CrCheckpoint.Engine.Native;
 using static CrCheckpoint.Engine.Native.Interop;
 
@@ -32,19 +31,10 @@ public static unsafe class ProcFds
     {
         var target = ReadLink($"/proc/{pid}/fd/{fd}");
         if (target is null) return null;
-        string info;
-        try { info = File.ReadAllText($"/proc/{pid}/fdinfo/{fd}"); }
-        catch (FileNotFoundException) { return null; }
-        long pos = 0; int flags = 0, mnt = 0;
-        foreach (var line in info.Split('\n'))
-        {
-            if (line.StartsWith("pos:", StringComparison.Ordinal)) pos = long.Parse(line[4..].Trim(), CultureInfo.InvariantCulture);
-            else if (line.StartsWith("flags:", StringComparison.Ordinal)) flags = Convert.ToInt32(line[6..].Trim(), 8);
-            else if (line.StartsWith("mnt_id:", StringComparison.Ordinal)) mnt = int.Parse(line[7..].Trim(), CultureInfo.InvariantCulture);
-        }
+        if (FdInfo.TryRead(pid, fd) is not { } info) return null;
         Stat st;
         Stat? stat = fstatat(AT_FDCWD, $"/proc/{pid}/fd/{fd}", &st, 0) == 0 ? st : null;
-        return new OpenDescriptor(fd, target, pos, flags, mnt, stat) { Locks = info.Contains("lock:", StringComparison.Ordinal) ? FileLockLine.All(info) : [] };
+        return new OpenDescriptor(fd, target, info.Position, info.Flags, info.MountId, stat) { Locks = info.Locks };
     }
 
     public static string? ReadLink(string path)

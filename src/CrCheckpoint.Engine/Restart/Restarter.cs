@@ -51,7 +51,7 @@ public static class Restarter
                     ProcessCreator.WaitForFreePid(p.Pid, request.PidWait);
 
             var verifier = DataVerifier.Start(image);
-            var (pids, bytes) = TracerThread.RunLongLived(() => Rebuild(request, image, order, relocate, verifier, log));
+            var (pids, bytes) = TracerThread.Run(() => Rebuild(request, image, order, relocate, verifier, log));
             var roots = order.Where(p => !order.Any(q => q.Pid == p.Process.ParentPid)).Select(p => pids[p.Pid]);
             var restarted = roots.Select(pid => new ChildWatcher(pid)).ToList();
             log.Add($"{string.Join(", ", order.Select(p => $"{pids[p.Pid]} ({p.Name})"))} running again");
@@ -140,7 +140,6 @@ public static class Restarter
         using var files = new OpenFileTable(image, relocate,
             new StandardStreams(request.StandardInput, request.StandardOutput, request.StandardError), shared, log);
         var rebuilt = new Dictionary<int, Rebuilt>();
-        files.RestartedPid = pid => rebuilt.TryGetValue(pid, out var r) ? r.Leader.Pid : null;
         var all = new List<Tracee>();
         var createdCgroups = new List<string>();
         long bytes = 0;

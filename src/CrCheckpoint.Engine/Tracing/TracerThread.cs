@@ -1,6 +1,3 @@
-using System.Collections.Concurrent;
-using System.Runtime.ExceptionServices;
-
 namespace CrCheckpoint.Engine.Tracing;
 
 /// <summary>
@@ -12,45 +9,15 @@ public static class TracerThread
     public static T Run<T>(Func<T> work, string name = "CrCheckpoint tracer")
     {
         T result = default!;
-        ExceptionDispatchInfo? failure = null;
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? failure = null;
         var thread = new Thread(() =>
         {
             try { result = work(); }
-            catch (Exception e) { failure = ExceptionDispatchInfo.Capture(e); }
+            catch (Exception e) { failure = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e); }
         }, maxStackSize: 16 << 20)
         { IsBackground = true, Name = name };
         thread.Start();
         thread.Join();
-        failure?.Throw();
-        return result;
-    }
-
-    private static readonly Lazy<BlockingCollection<Action>> LongLived = new(() =>
-    {
-        var queue = new BlockingCollection<Action>();
-        new Thread(() => { foreach (var item in queue.GetConsumingEnumerable()) item(); }, maxStackSize: 16 << 20)
-            { IsBackground = true, Name = "CrCheckpoint restarter" }.Start();
-        return queue;
-    });
-
-    /// <summary>
-    /// Like <see cref="Run{T}"/>, on one thread that lives as long as the engine's process. A restart
-    /// forks its processes from here: a parent-death signal (PR_SET_PDEATHSIG) fires when the
-    /// thread that forked the process ends, and for a restarted root that must mean its new parent,
-    /// this process, ending, not the restart returning. Restarts therefore run one at a time.
-    /// </summary>
-    public static T RunLongLived<T>(Func<T> work)
-    {
-        T result = default!;
-        ExceptionDispatchInfo? failure = null;
-        using var done = new ManualResetEventSlim();
-        LongLived.Value.Add(() =>
-        {
-            try { result = work(); }
-            catch (Exception e) { failure = ExceptionDispatchInfo.Capture(e); }
-            finally { done.Set(); }
-        });
-        done.Wait();
         failure?.Throw();
         return result;
     }

@@ -14,13 +14,17 @@ public class ProcParserTests
             "lock:\t3: FLOCK  ADVISORY  READ 2622 fe:00:11661605 0 EOF\n" +
             "lock:\t4: OFDLCK ADVISORY  WRITE -1 fe:00:11661606 0 EOF\n" +
             "lock:\t5: LEASE  ACTIVE    READ 2622 fe:00:11661611 0 EOF\n";
-        var locks = FileLockLine.All(text);
+        var locks = FdInfo.Parse(text).Locks;
         Assert.Equal(5, locks.Count);
         Assert.Equal(new FileLockLine("POSIX", "ADVISORY", "WRITE", 2622, 5, 14), locks[0]);
         Assert.Equal(new FileLockLine("POSIX", "ADVISORY", "READ", 2622, 100, -1), locks[1]);
         Assert.Equal(new FileLockLine("FLOCK", "ADVISORY", "READ", 2622, 0, -1), locks[2]);
         Assert.Equal(new FileLockLine("OFDLCK", "ADVISORY", "WRITE", -1, 0, -1), locks[3]);
         Assert.Equal(new FileLockLine("LEASE", "ACTIVE", "READ", 2622, 0, -1), locks[4]);
+        var info = FdInfo.Parse(text);
+        Assert.Equal(0x88002, info.Flags); // octal 02100002: O_CLOEXEC | O_LARGEFILE | O_RDWR
+        Assert.Equal(27, info.MountId);
+        Assert.Equal(0, info.Position);
         Assert.Null(FileLockLine.Parse("garbage"));
     }
 

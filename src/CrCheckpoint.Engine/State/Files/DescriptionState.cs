@@ -40,23 +40,17 @@ public static unsafe class DescriptionState
             {
                 if (l.Mode != "ACTIVE")
                     throw new UnsupportedStateException(pid, $"{Where()} holds a lease that is being broken; checkpoint again once the lease break is over");
-                d.Lease = l.Type == "WRITE" ? "write" : "read";
+                d.Lease = TypeOf(l);
                 continue;
             }
-            var kind = l.Kind switch { "POSIX" => "posix", "OFDLCK" => "ofd", "FLOCK" => "flock", _ => null };
+            var kind = KindOf(l);
             if (kind is null || l.Mode != "ADVISORY" || l.Type is not ("READ" or "WRITE"))
                 throw new UnsupportedStateException(pid, $"{Where()} holds a {l.Kind} {l.Mode} {l.Type} lock, which this version cannot take again at restart");
             if (!Lockable(d.Kind))
                 throw new UnsupportedStateException(pid, $"{Where()} is a {d.Kind} holding a {kind} lock; the restart makes such a file anew and cannot lock it again");
             if (kind == "posix" && l.Pid != pid)
                 throw new UnsupportedStateException(pid, $"{Where()} shows a POSIX lock of process {l.Pid}, which shares this process's file table; such a lock cannot be given back");
-            locks.Add(new FileLockRecord
-            {
-                Kind = kind,
-                Type = l.Type == "WRITE" ? "write" : "read",
-                Start = l.Start,
-                Length = l.End < 0 ? 0 : l.End - l.Start + 1,
-            });
+            locks.Add(Record(l));
         }
         if (locks.Count > 0) d.Locks = locks;
     }
@@ -160,7 +154,7 @@ public static unsafe class DescriptionState
         foreach (var d in descriptors)
         {
             if (replaced(d)) continue;
-            var open = ProcFds.ReadOne(pid, d.Fd)
+            var open = FdInfo.TryRead(pid, d.Fd)
                 ?? throw RestartCheck.Mismatch(pid, $"descriptor {d.Fd} ({d.Path})", "open", "closed");
             var what = $"descriptor {d.Fd} ({d.Path})";
             RestartCheck.Expect(pid, $"the flags of {what}", Octal(d.Flags & CheckedFlags), Octal(open.Flags & CheckedFlags));
@@ -171,17 +165,24 @@ public static unsafe class DescriptionState
         }
     }
 
+    /// <summary>A lock as the context holds it; the same reading at checkpoint and in the restart's self-check.</summary>
+    private static FileLockRecord Record(FileLockLine l) => new()
+    {
+        Kind = KindOf(l) ?? l.Kind,
+        Type = TypeOf(l),
+        Start = l.Start,
+        Length = l.End < 0 ? 0 : l.End - l.Start + 1,
+    };
+
+    private static string? KindOf(FileLockLine l) => l.Kind switch { "POSIX" => "posix", "OFDLCK" => "ofd", "FLOCK" => "flock", _ => null };
+
+    private static string TypeOf(FileLockLine l) => l.Type == "WRITE" ? "write" : "read";
+
     private static List<FileLockRecord> Saved(IReadOnlyList<FileLockLine> lines) =>
-        lines.Where(l => l.Kind != "LEASE").Select(l => new FileLockRecord
-        {
-            Kind = l.Kind switch { "POSIX" => "posix", "OFDLCK" => "ofd", "FLOCK" => "flock", _ => l.Kind },
-            Type = l.Type == "WRITE" ? "write" : "read",
-            Start = l.Start,
-            Length = l.End < 0 ? 0 : l.End - l.Start + 1,
-        }).ToList();
+        lines.Where(l => l.Kind != "LEASE").Select(Record).ToList();
 
     private static string? Lease(IReadOnlyList<FileLockLine> lines) =>
-        lines.FirstOrDefault(l => l.Kind == "LEASE") is { } l ? (l.Type == "WRITE" ? "write" : "read") : null;
+        lines.FirstOrDefault(l => l.Kind == "LEASE") is { } l ? TypeOf(l) : null;
 
     private static string Describe(List<FileLockRecord>? locks, string? lease)
     {

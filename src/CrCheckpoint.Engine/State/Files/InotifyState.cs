@@ -25,7 +25,7 @@ public sealed class InotifyWatchRecord
 
 public static partial class InotifyState
 {
-    private const int IN_CLOEXEC = 0x80000, IN_NONBLOCK = 0x800, FIONREAD = 0x541B;
+    private const int IN_CLOEXEC = 0x80000, IN_NONBLOCK = 0x800;
     private const uint IN_DONT_FOLLOW = 0x02000000;
 
     /// <summary>

@@ -55,14 +55,14 @@ public sealed class OpenFileTable : IDisposable
     /// <summary>The TCP connections rebuilt so far, in repair mode until all are.</summary>
     public RestoredConnections Connections { get; } = new();
 
-    /// <summary>The id a process of the context has after the restart (pidfds are opened on it); null when it is not in the context.</summary>
-    public Func<int, int?> RestartedPid { get; set; } = pid => pid;
-
     /// <summary>The epolls whose watches were added already (by the first process that holds each).</summary>
     public HashSet<string> FilledEpolls { get; } = [];
 
     /// <summary>Old pid to new pid of every process of the checkpoint, once they are all created: owners of descriptions are mapped through it.</summary>
     public IReadOnlyDictionary<int, int> Pids { get; set; } = new Dictionary<int, int>();
+
+    /// <summary>The id a process of the context has after the restart (pidfds are opened on it); null when it is not in the context.</summary>
+    public int? RestartedPid(int pid) => Pids.TryGetValue(pid, out var now) ? now : null;
 
     /// <summary>The engine descriptor that descriptor <paramref name="d"/> of <paramref name="process"/> must become.</summary>
     public int EngineFd(ProcessImage process, FileDescriptorRecord d)
@@ -161,9 +161,8 @@ public sealed class OpenFileTable : IDisposable
                 var engineFd = _shared.EngineFd(d.SavedFileKey);
                 if ((d.Flags & O_ACCMODE) == O_RDWR && _shared.TakeOriginal(d.SavedFileKey))
                 {
-                    var original = Duplicate(engineFd);
-                    ErrnoCheck.Check(fcntl((int)original.DangerousGetHandle(), F_SETFL, d.Flags & ~OpenFlagsToDrop), "F_SETFL of a memfd");
-                    return Seek(original, d);
+                    // Its status flags come back with its description (DescriptionState.Apply).
+                    return Seek(Duplicate(engineFd), d);
                 }
                 return Seek(OpenPath($"/proc/self/fd/{engineFd}", d.Flags, d.Fd), d);
             }
@@ -191,7 +190,8 @@ public sealed class OpenFileTable : IDisposable
     }
 
     /// <summary>
-    /// A directory or FIFO that was removed while still open, or some process's working directory:
+    /// A directory, FIFO, device node or symbolic link that was removed while still open, or some
+    /// process's working directory:
     /// made anew (at its old path when that is free) and removed again by <see cref="RemoveDeleted"/>
     /// before the processes run, so that they hold a removed one again.
     /// </summary>
@@ -205,14 +205,10 @@ public sealed class OpenFileTable : IDisposable
             : Path.Combine(Directory.Exists(parent) ? parent : Path.GetTempPath(), $".crrestart.{Environment.ProcessId}.{Random.Shared.Next():x8}");
         if (node is null)
             Directory.CreateDirectory(made, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        else if (node.Kind == FileDescriptorKind.Symlink)
+            ErrnoCheck.Check(symlink(node.SymlinkTarget!, made), $"symlink {made}");
         else
         {
-            if (node.Kind == FileDescriptorKind.Symlink)
-            {
-                ErrnoCheck.Check(symlink(node.SymlinkTarget!, made), $"symlink {made}");
-                _deleted[path] = made;
-                return made;
-            }
             if (node.Kind == FileDescriptorKind.Device)
             {
                 if (node.Identity is not { SpecialDevice: { } rdev } device)

@@ -10,8 +10,6 @@ namespace CrCheckpoint.Engine.State.Files;
 /// </summary>
 public static unsafe class PipeCapture
 {
-    private const long FIONREAD = 0x541B;
-
     public static (PipeDataRecord Meta, byte[] Data) Capture(int pid, int readFd, ulong inode)
     {
         int local = -1;

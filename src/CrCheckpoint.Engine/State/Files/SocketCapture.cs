@@ -32,7 +32,7 @@ public sealed class InFlightPipeEnd
 /// </summary>
 public static unsafe class SocketCapture
 {
-    private const int MaxQueue = 16 << 20, MaxMessages = 1 << 20, SIOCINQ = 0x541B, FIONREAD = 0x541B, EAGAIN = 11, ControlSize = 4096;
+    private const int MaxQueue = 16 << 20, MaxMessages = 1 << 20, SIOCINQ = FIONREAD, EAGAIN = 11, ControlSize = 4096;
     private const int F_GETFL = 3, O_CLOEXEC = 0x80000;
 
     public static (SocketDataRecord Meta, byte[] Data) Capture(int pid, int fd, FileDescriptorRecord socket)
