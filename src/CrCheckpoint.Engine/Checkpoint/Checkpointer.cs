@@ -215,10 +215,10 @@ public static class Checkpointer
         }
     }
 
-    private static State.Process.ProcessRecord ZombieRecord(int pid)
+    private static ProcessRecord ZombieRecord(int pid)
     {
         var stat = ProcStat.Read(pid);
-        return new State.Process.ProcessRecord
+        return new ProcessRecord
         {
             Pid = pid, ParentPid = stat.ParentId, ProcessGroupId = stat.ProcessGroupId, SessionId = stat.SessionId,
             Name = stat.Comm, StateAtCheckpoint = "Z", Zombie = true, ExitStatus = stat.ExitCode,

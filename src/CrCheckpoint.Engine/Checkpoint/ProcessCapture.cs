@@ -33,7 +33,7 @@ public static class ProcessCapture
 
         var layout = MemoryCapture.CaptureLayout(tracee, stat);
         var signals = SignalCapture.Capture(tracee, status);
-        var itimers = IntervalTimerRecord.Capture(tracee);
+        var itimers = IntervalTimers.Capture(tracee);
         var posixTimers = PosixTimerState.Capture(tracee, File.ReadAllText($"/proc/{pid}/timers"));
         const int MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
         var membarrier = tracee.Syscall(Native.Syscalls.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0);
@@ -74,7 +74,7 @@ public static class ProcessCapture
             Umask = status.Umask,
             Personality = Convert.ToUInt32(File.ReadAllText($"/proc/{pid}/personality").Trim(), 16),
             Credentials = credentials,
-            Limits = ResourceLimitRecord.Capture(pid),
+            Limits = ResourceLimits.Capture(pid),
             MemoryLayout = layout,
             Signals = signals,
             Timers = itimers,

@@ -25,7 +25,7 @@ public static class ContextJson
         };
         options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: true));
         options.TypeInfoResolver = System.Text.Json.Serialization.Metadata.JsonTypeInfoResolver.Combine(
-            State.RecordSchema.Default, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver());
+            Schema.RecordSchema.Default, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver());
         options.MakeReadOnly(populateMissingResolver: true);
         return options;
     }

@@ -286,8 +286,8 @@ public static class Restarter
 
         FileRestore.Restore(tracee, process, files);
         ProcessRestore.RestoreEnvironment(tracee, process.Process, relocate, files.DeletedDirectory);
-        ResourceLimitRestore.Restore(tracee.Pid, process.Process.Limits, log);
-        IntervalTimerRestore.Restore(tracee, process.Process.Timers);
+        ResourceLimits.Restore(tracee.Pid, process.Process.Limits, log);
+        IntervalTimers.Restore(tracee, process.Process.Timers);
         ProcessRestore.RestoreMembarrier(tracee, process.Process);
         return bytes;
     }

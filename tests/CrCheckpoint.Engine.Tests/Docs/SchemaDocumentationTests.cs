@@ -1,7 +1,7 @@
 using System.Reflection;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
-using CrCheckpoint.Engine.State;
+using CrCheckpoint.Engine.Schema;
 using CrCheckpoint.Engine.State.Files;
 using CrCheckpoint.Engine.State.Memory;
 
@@ -87,8 +87,8 @@ public class SchemaDocumentationTests
         // The kinds, and every field of the records that hold a process's own state (not the image's bookkeeping).
         Type[] stateRecords =
         [
-            typeof(State.Process.ProcessRecord), typeof(State.Threads.ThreadRecord), typeof(FileDescriptorRecord),
-            typeof(MemoryAreaRecord), typeof(State.Credentials.CredentialsRecord),
+            typeof(ProcessRecord), typeof(ThreadRecord), typeof(FileDescriptorRecord),
+            typeof(MemoryAreaRecord), typeof(CredentialsRecord),
         ];
         var wanted = Enum.GetNames<FileDescriptorKind>().Concat(Enum.GetNames<MemoryAreaKind>())
             .Select(n => char.ToLowerInvariant(n[0]) + n[1..])

@@ -69,7 +69,7 @@ public class ExtensibilityTests
 
         using var reader = new ContextReader(new MemoryStream(file));
         var record = reader.ReadNext()!;
-        var e = Assert.Throws<ContextFormatException>(() => record.GetMetadata<CrCheckpoint.Engine.State.Files.FileTableRecord>());
+        var e = Assert.Throws<ContextFormatException>(() => record.GetMetadata<CrCheckpoint.Engine.Schema.FileTableRecord>());
         Assert.Equal(expected, e.Error);
     }
 }

@@ -21,6 +21,22 @@ namespace CrCheckpoint.Engine.State.Credentials;
 /// </summary>
 public static class CredentialsState
 {
+    /// <summary>The ids, groups, capability sets and sandbox flags a status file shows.</summary>
+    public static CredentialsRecord FromStatus(Proc.ProcStatus status, int securebits = 0) => new()
+    {
+        Uids = status.Ids("Uid"),
+        Gids = status.Ids("Gid"),
+        Groups = status.Groups,
+        CapInheritable = status.Mask("CapInh"),
+        CapPermitted = status.Mask("CapPrm"),
+        CapEffective = status.Mask("CapEff"),
+        CapBounding = status.Mask("CapBnd"),
+        CapAmbient = status.Mask("CapAmb"),
+        NoNewPrivileges = status["NoNewPrivs"] == "1",
+        SeccompMode = int.TryParse(status["Seccomp"], out var s) ? s : 0,
+        Securebits = securebits,
+    };
+
     private const int PR_CAPBSET_DROP = 24, PR_GET_SECUREBITS = 27, PR_SET_SECUREBITS = 28, PR_CAP_AMBIENT = 47;
     private const int PR_CAP_AMBIENT_RAISE = 2, PR_CAP_AMBIENT_CLEAR_ALL = 4;
     private const int SECBIT_NO_SETUID_FIXUP = 1 << 2, SECBIT_KEEP_CAPS = 1 << 4;
@@ -34,7 +50,7 @@ public static class CredentialsState
     {
         var bits = leader.Syscall(Syscalls.prctl, PR_GET_SECUREBITS);
         if (bits < 0) throw new NativeException($"prctl(PR_GET_SECUREBITS) in process {leader.Pid}", (int)-bits);
-        return CredentialsRecord.Capture(status, (int)bits);
+        return FromStatus(status, (int)bits);
     }
 
     /// <summary>Each thread's securebits, all threads at once.</summary>
@@ -50,7 +66,7 @@ public static class CredentialsState
     public static CredentialsRecord? OfThread(int pid, int tid, long securebits, CredentialsRecord process)
     {
         if (tid == pid) return null;
-        var own = CredentialsRecord.Capture(Proc.ProcStatus.Parse(File.ReadAllText($"/proc/{pid}/task/{tid}/status")), (int)securebits);
+        var own = FromStatus(Proc.ProcStatus.Parse(File.ReadAllText($"/proc/{pid}/task/{tid}/status")), (int)securebits);
         return own.SameAs(process) ? null : own;
     }
 
@@ -67,7 +83,7 @@ public static class CredentialsState
         if (threads.Count == 0) return;
         var leader = threads[0].Tracee;
         // What the rebuilt process holds now: the stub's, inherited from the engine (execve clears KEEP_CAPS).
-        var current = CredentialsRecord.Capture(Proc.ProcStatus.Read(leader.Pid),
+        var current = FromStatus(Proc.ProcStatus.Read(leader.Pid),
             (int)(Interop.syscall(Syscalls.prctl, PR_GET_SECUREBITS) & ~SECBIT_KEEP_CAPS));
         const int DataAt = Tracee.BatchRoom / 2, GroupsAt = DataAt + 64;
         var changed = 0;
@@ -186,7 +202,7 @@ public static class CredentialsState
         {
             var saved = record.Credentials ?? process.Credentials;
             if (saved.Uids.Length == 0) continue;
-            var now = CredentialsRecord.Capture(Proc.ProcStatus.Parse(File.ReadAllText($"/proc/{pid}/task/{tracee.Tid}/status")));
+            var now = FromStatus(Proc.ProcStatus.Parse(File.ReadAllText($"/proc/{pid}/task/{tracee.Tid}/status")));
             var who = tracee.Tid == pid ? "" : $"thread {tracee.Tid}: ";
             RestartCheck.Expect(pid, $"{who}the user ids (real, effective, saved, filesystem)", string.Join(" ", saved.Uids), string.Join(" ", now.Uids));
             RestartCheck.Expect(pid, $"{who}the group ids (real, effective, saved, filesystem)", string.Join(" ", saved.Gids), string.Join(" ", now.Gids));

@@ -40,7 +40,7 @@ public sealed class ContextFiles(ContextImage image)
     }
 
     /// <summary>Owner and group first (chown clears set-id bits), then the mode, then the times the writes changed.</summary>
-    private static unsafe void GiveBackAttributes(int fd, Process.FileIdentity identity, string originalPath)
+    private static unsafe void GiveBackAttributes(int fd, FileIdentity identity, string originalPath)
     {
         if (identity.Owner is { } owner && identity.Group is { } group && Native.Interop.fchown(fd, owner, group) != 0)
             throw new Native.NativeException($"giving {originalPath} back its owner {owner}:{group}", Native.ErrnoCheck.LastErrno);

@@ -8,20 +8,6 @@ using Microsoft.Win32.SafeHandles;
 
 namespace CrCheckpoint.Engine.State.Files;
 
-/// <summary>An epoll instance: the descriptors it watches, each with its event mask (EPOLLET and the other flags included) and its data.</summary>
-public sealed class EpollRecord
-{
-    public List<EpollWatchRecord> Watches { get; init; } = [];
-}
-
-public sealed class EpollWatchRecord
-{
-    /// <summary>The watched descriptor's number in the process that holds the epoll.</summary>
-    public int Fd { get; init; }
-    public uint Events { get; init; }
-    public ulong Data { get; init; }
-}
-
 public static partial class EpollState
 {
     private const int EPOLL_CLOEXEC = 0x80000, EPOLL_CTL_ADD = 1;

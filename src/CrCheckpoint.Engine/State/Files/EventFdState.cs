@@ -5,13 +5,6 @@ using Microsoft.Win32.SafeHandles;
 
 namespace CrCheckpoint.Engine.State.Files;
 
-/// <summary>An eventfd: its counter and whether it counts as a semaphore.</summary>
-public sealed class EventFdRecord
-{
-    public ulong Count { get; init; }
-    public bool Semaphore { get; init; }
-}
-
 public static class EventFdState
 {
     private const int EFD_SEMAPHORE = 1, EFD_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800;

@@ -7,29 +7,6 @@ using static CrCheckpoint.Engine.Native.Interop;
 
 namespace CrCheckpoint.Engine.State.Files;
 
-/// <summary>
-/// A TCP, UDP or raw socket (IPv4 or IPv6): a listening TCP socket, an established TCP connection, a
-/// UDP or raw socket (bound, perhaps connected to a peer: a datagram "connection" is only a default
-/// address; a raw socket's port is its protocol), or one not yet used. Addresses are "address:port" (IPv6 in brackets).
-/// </summary>
-public sealed class InetSocketRecord
-{
-    public int Family { get; init; }
-    public int Type { get; init; }
-    public int Protocol { get; init; }
-    public string? Local { get; init; }
-    public string? Peer { get; init; }
-    public bool Listening { get; init; }
-    public int Backlog { get; init; }
-    /// <summary>Connections that waited to be accepted (TCP) or bytes that waited to be read (UDP); not carried over.</summary>
-    public int Waiting { get; init; }
-    public bool ReuseAddress { get; init; }
-    public bool ReusePort { get; init; }
-    public bool V6Only { get; init; }
-    /// <summary>For an established TCP connection: its state from TCP_REPAIR.</summary>
-    public TcpConnectionRecord? Tcp { get; init; }
-}
-
 public static unsafe class InetSocketState
 {
     private const int AF_INET = 2, AF_INET6 = 10, SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_RAW = 3, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_IPV6 = 41;

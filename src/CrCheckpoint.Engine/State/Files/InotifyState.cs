@@ -8,21 +8,6 @@ using static CrCheckpoint.Engine.Native.Interop;
 
 namespace CrCheckpoint.Engine.State.Files;
 
-/// <summary>An inotify instance: its watches, each with the watch descriptor the program knows it by.</summary>
-public sealed class InotifyRecord
-{
-    public List<InotifyWatchRecord> Watches { get; init; } = [];
-    /// <summary>Bytes of events that waited to be read at the checkpoint; they are not carried over.</summary>
-    public int PendingBytes { get; init; }
-}
-
-public sealed class InotifyWatchRecord
-{
-    public int Wd { get; init; }
-    public string Path { get; init; } = "";
-    public uint Mask { get; init; }
-}
-
 public static partial class InotifyState
 {
     private const int IN_CLOEXEC = 0x80000, IN_NONBLOCK = 0x800;

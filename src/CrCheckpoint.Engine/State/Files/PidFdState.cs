@@ -5,14 +5,6 @@ using Microsoft.Win32.SafeHandles;
 
 namespace CrCheckpoint.Engine.State.Files;
 
-/// <summary>A pidfd (pidfd_open, clone's CLONE_PIDFD): the process it refers to, by its id at the checkpoint.</summary>
-public sealed class PidFdRecord
-{
-    public int Pid { get; init; }
-    /// <summary>PIDFD_THREAD: it refers to one thread, not the process.</summary>
-    public bool Thread { get; init; }
-}
-
 /// <summary>
 /// Pidfds of processes of the checkpoint: opened again at restart on the restarted process (its new
 /// id with -NoRestorePid). A pidfd of a process outside the checkpoint, or of one already reaped, is

@@ -5,12 +5,6 @@ using Microsoft.Win32.SafeHandles;
 
 namespace CrCheckpoint.Engine.State.Files;
 
-/// <summary>A signalfd: the signals it reports. The signals themselves wait in the process's pending sets, which are saved with its signal state.</summary>
-public sealed class SignalFdRecord
-{
-    public ulong Mask { get; init; }
-}
-
 public static class SignalFdState
 {
     private const int SFD_CLOEXEC = 0x80000, SFD_NONBLOCK = 0x800;

@@ -3,21 +3,6 @@ using static CrCheckpoint.Engine.Native.Interop;
 
 namespace CrCheckpoint.Engine.State.Files;
 
-/// <summary>The descriptors that ride on one queued message (by its place in the queue), in the order they were sent.</summary>
-public sealed class InFlightDescriptors
-{
-    public int Message { get; init; }
-    public List<InFlightPipeEnd> Pipes { get; init; } = [];
-}
-
-/// <summary>One end of a pipe sent with SCM_RIGHTS and not received yet: the pipe's inode, which end, its open flags.</summary>
-public sealed class InFlightPipeEnd
-{
-    public ulong Inode { get; init; }
-    public bool ReadEnd { get; init; }
-    public int Flags { get; init; }
-}
-
 /// <summary>
 /// Reads what waits in a unix socket's receive queue without taking it: the engine pulls the socket
 /// in with pidfd_getfd and peeks, walking the queue with SO_PEEK_OFF (the program's own peek offset

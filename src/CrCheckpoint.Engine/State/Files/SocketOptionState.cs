@@ -5,30 +5,6 @@ using static CrCheckpoint.Engine.Native.Interop;
 namespace CrCheckpoint.Engine.State.Files;
 
 /// <summary>
-/// What a program set on one socket beyond its address: the socket options that differ from those
-/// of a new socket of the same family, type and protocol, a classic BPF filter, and which
-/// directions were shut down.
-/// </summary>
-public sealed class SocketOptionsRecord
-{
-    public List<SocketOptionValue> Values { get; init; } = [];
-    /// <summary>An attached classic BPF filter (SO_ATTACH_FILTER): its struct sock_filter blocks, 8 bytes each.</summary>
-    public byte[]? Filter { get; init; }
-    /// <summary>The socket's shutdown state: 1 no more receiving, 2 no more sending, 3 both.</summary>
-    public int Shutdown { get; init; }
-}
-
-/// <summary>One option as getsockopt gave it: level, option number, and its bytes.</summary>
-public sealed class SocketOptionValue
-{
-    /// <summary>The option's name ("SO_MARK", "TCP_KEEPIDLE"), for messages.</summary>
-    public string Name { get; init; } = "";
-    public int Level { get; init; }
-    public int Option { get; init; }
-    public byte[] Value { get; init; } = [];
-}
-
-/// <summary>
 /// Socket options, filters and shutdown state: captured through the engine's own copy of the socket,
 /// set again on the new socket at restart, read back before the process runs. At the checkpoint each
 /// option that differs from a new socket's is tried on a scratch socket of the same kind first, so

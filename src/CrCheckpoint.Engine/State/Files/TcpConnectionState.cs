@@ -5,30 +5,6 @@ using static CrCheckpoint.Engine.Native.Interop;
 namespace CrCheckpoint.Engine.State.Files;
 
 /// <summary>
-/// An established TCP connection as TCP_REPAIR shows it: the sequence numbers of both directions,
-/// the bytes queued each way (sent but not yet acknowledged; received but not yet read), the
-/// options agreed with the peer, the window and the timestamp clock.
-/// </summary>
-public sealed class TcpConnectionRecord
-{
-    public uint SendSequence { get; init; }
-    public uint ReceiveSequence { get; init; }
-    public byte[] SendQueue { get; init; } = [];
-    public byte[] ReceiveQueue { get; init; } = [];
-    public int Mss { get; init; }
-    public bool Timestamps { get; init; }
-    public bool Sack { get; init; }
-    public bool WindowScaling { get; init; }
-    public int SendWindowScale { get; init; }
-    public int ReceiveWindowScale { get; init; }
-    public uint Timestamp { get; init; }
-    /// <summary>struct tcp_repair_window: snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup.</summary>
-    public uint[] Window { get; init; } = [];
-    public bool NoDelay { get; init; }
-    public bool KeepAlive { get; init; }
-}
-
-/// <summary>
 /// The engine's copies of the connections it put in repair mode for a checkpoint. A connection in
 /// repair mode sends nothing, not even a FIN when it is closed: when the checkpointed process is
 /// killed, its connections are closed silently here, so that the peer notices nothing and the

@@ -6,20 +6,6 @@ using Microsoft.Win32.SafeHandles;
 
 namespace CrCheckpoint.Engine.State.Files;
 
-/// <summary>
-/// A timerfd: its clock, the time left until it fires next and its period (seconds and
-/// nanoseconds), and the expirations that happened but were not read yet.
-/// </summary>
-public sealed class TimerFdRecord
-{
-    public int Clock { get; init; }
-    public ulong Ticks { get; init; }
-    /// <summary>timerfd_settime's flags (TFD_TIMER_ABSTIME 1, TFD_TIMER_CANCEL_ON_SET 2), as fdinfo shows them.</summary>
-    public int SettimeFlags { get; init; }
-    public long[] Value { get; init; } = [0, 0];
-    public long[] Interval { get; init; } = [0, 0];
-}
-
 public static partial class TimerFdState
 {
     private const int TFD_CLOEXEC = 0x80000, TFD_NONBLOCK = 0x800;

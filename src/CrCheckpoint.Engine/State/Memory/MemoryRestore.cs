@@ -40,10 +40,10 @@ public static class MemoryRestore
         }
     }
 
-    private static unsafe Process.FileIdentity? Identity(string path)
+    private static unsafe FileIdentity? Identity(string path)
     {
         Stat st;
-        return fstatat(AT_FDCWD, path, &st, 0) == 0 ? Process.FileIdentity.From(st) : null;
+        return fstatat(AT_FDCWD, path, &st, 0) == 0 ? FileIdentity.From(st) : null;
     }
 
     private static string StripDeleted(string path) =>

@@ -5,16 +5,6 @@ using CrCheckpoint.Engine.Tracing;
 
 namespace CrCheckpoint.Engine.State.Process;
 
-/// <summary>The cgroup a process was in, in one hierarchy (one line of /proc/PID/cgroup).</summary>
-public sealed class CgroupRecord
-{
-    /// <summary>The hierarchy's id when saved; ids can change when a hierarchy is mounted again, so the restart goes by <see cref="Controllers"/>.</summary>
-    public int Hierarchy { get; init; }
-    /// <summary>"cpu,cpuacct", "name=systemd"...; empty for the unified (v2) hierarchy.</summary>
-    public string Controllers { get; init; } = "";
-    public string Path { get; init; } = "/";
-}
-
 /// <summary>
 /// Cgroup membership, v1 hierarchies and v2: each process goes back into the cgroup it was in,
 /// which is created when missing, as soon as it exists and before it has children or threads, so

@@ -6,24 +6,6 @@ using CrCheckpoint.Engine.Tracing;
 
 namespace CrCheckpoint.Engine.State.Process;
 
-/// <summary>
-/// Per-process settings the kernel keeps outside memory, files and credentials: oom_score_adj,
-/// the audit loginuid, the transparent huge page switch (PR_SET_THP_DISABLE), the child subreaper
-/// flag, and each thread's parent-death signal; the dumpable flag is set again here too. Absent
-/// (null) in files before 1.2.
-/// </summary>
-public sealed class ProcessControlsRecord
-{
-    /// <summary>/proc/PID/oom_score_adj, -1000 to 1000.</summary>
-    public int OomScoreAdj { get; init; }
-    /// <summary>/proc/PID/loginuid; 4294967295 is unset.</summary>
-    public uint LoginUid { get; init; } = uint.MaxValue;
-    /// <summary>prctl(PR_GET_THP_DISABLE): 0 enabled, 1 disabled, 3 disabled except where madvise asks.</summary>
-    public int ThpDisable { get; init; }
-    /// <summary>prctl(PR_GET_CHILD_SUBREAPER).</summary>
-    public bool ChildSubreaper { get; init; }
-}
-
 public static class ProcessControls
 {
     private const int PR_SET_PDEATHSIG = 1, PR_GET_PDEATHSIG = 2, PR_SET_DUMPABLE = 4, PR_SET_CHILD_SUBREAPER = 36,

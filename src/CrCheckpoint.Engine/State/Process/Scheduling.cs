@@ -5,35 +5,6 @@ using CrCheckpoint.Engine.Tracing;
 
 namespace CrCheckpoint.Engine.State.Process;
 
-/// <summary>
-/// One thread's scheduling: policy and its parameters (struct sched_attr), nice value and CPU
-/// affinity. All three belong to the thread, and the engine reads and sets them from outside
-/// (sched_getattr/sched_setattr, getpriority/setpriority, sched_getaffinity/sched_setaffinity on
-/// the thread id), so neither side costs a remote call. Absent (null) in files before 1.2.
-/// </summary>
-public sealed class SchedulingRecord
-{
-    /// <summary>SCHED_OTHER 0, FIFO 1, RR 2, BATCH 3, IDLE 5, DEADLINE 6.</summary>
-    public int Policy { get; init; }
-    /// <summary>sched_attr.sched_flags as sched_getattr reports them (SCHED_FLAG_RESET_ON_FORK 1...).</summary>
-    public ulong Flags { get; init; }
-    /// <summary>-20 to 19; kept for every policy (a real-time thread keeps one for when it leaves it).</summary>
-    public int Nice { get; init; }
-    /// <summary>Real-time priority, 1 to 99, for FIFO and RR.</summary>
-    public int Priority { get; init; }
-    public ulong Runtime { get; init; }
-    public ulong Deadline { get; init; }
-    public ulong Period { get; init; }
-    public uint UtilMin { get; init; }
-    public uint UtilMax { get; init; }
-    /// <summary>The CPU mask of sched_getaffinity, as the kernel's bytes.</summary>
-    public byte[] Affinity { get; init; } = [];
-
-    internal bool SamePolicyAs(SchedulingRecord o) =>
-        Policy == o.Policy && Flags == o.Flags && Priority == o.Priority && Runtime == o.Runtime &&
-        Deadline == o.Deadline && Period == o.Period && UtilMin == o.UtilMin && UtilMax == o.UtilMax;
-}
-
 public static unsafe class Scheduling
 {
     private const long SYS_getpriority = 140, SYS_setpriority = 141, SYS_sched_setaffinity = 203,

@@ -4,23 +4,6 @@ using static CrCheckpoint.Engine.Native.Interop;
 
 namespace CrCheckpoint.Engine.State.Security;
 
-/// <summary>A thread's sandbox: no_new_privs, and its seccomp mode with the BPF filters it installed, oldest first.</summary>
-public sealed class SeccompRecord
-{
-    public bool NoNewPrivileges { get; init; }
-    /// <summary>0 none, 1 strict, 2 filters.</summary>
-    public int Mode { get; init; }
-    public List<SeccompFilterRecord> Filters { get; init; } = [];
-}
-
-public sealed class SeccompFilterRecord
-{
-    /// <summary>SECCOMP_FILTER_FLAG_* the filter was installed with (log, spec_allow).</summary>
-    public ulong Flags { get; init; }
-    /// <summary>The struct sock_filter instructions, 8 bytes each.</summary>
-    public byte[] Program { get; init; } = [];
-}
-
 /// <summary>
 /// Reads a thread's seccomp filters through ptrace and installs them again at restart, in the
 /// thread itself and after every other remote call it makes: a filter may forbid the very calls a

@@ -12,7 +12,7 @@ public static class ThreadCapture
     /// thread makes itself: all threads make each such call at once (one round of
     /// <see cref="Tracee.SyscallInEach"/> per kind), each into its own slot of the scratch page.
     /// </summary>
-    public static unsafe List<ThreadRecord> Capture(IReadOnlyList<Tracee> threads, Func<Tracee, string> nameOf, Credentials.CredentialsRecord process)
+    public static unsafe List<ThreadRecord> Capture(IReadOnlyList<Tracee> threads, Func<Tracee, string> nameOf, CredentialsRecord process)
     {
         const int Slot = 32;
         var records = new List<ThreadRecord>();
@@ -34,7 +34,7 @@ public static class ThreadCapture
         return records;
     }
 
-    private static unsafe ThreadRecord Record(Tracee tracee, string name, ReadOnlySpan<byte> slot, Credentials.CredentialsRecord process,
+    private static unsafe ThreadRecord Record(Tracee tracee, string name, ReadOnlySpan<byte> slot, CredentialsRecord process,
         long securebits, int deathSignal)
     {
         var regs = tracee.OriginalRegisters;

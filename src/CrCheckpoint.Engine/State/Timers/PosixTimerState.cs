@@ -4,21 +4,6 @@ using CrCheckpoint.Engine.Tracing;
 
 namespace CrCheckpoint.Engine.State.Timers;
 
-/// <summary>One POSIX timer (timer_create): its id, clock, how it notifies, and its time left and period.</summary>
-public sealed class PosixTimerRecord
-{
-    public int Id { get; init; }
-    public int Clock { get; init; }
-    public int Signal { get; init; }
-    /// <summary>sigev_value, handed to the program with each signal.</summary>
-    public ulong Value { get; init; }
-    /// <summary>sigev_notify: SIGEV_SIGNAL 0, SIGEV_NONE 1, with SIGEV_THREAD_ID 4 for a signal to one thread.</summary>
-    public int Notify { get; init; }
-    public int ThreadId { get; init; }
-    public long[] Interval { get; init; } = [0, 0];
-    public long[] Remaining { get; init; } = [0, 0];
-}
-
 /// <summary>
 /// POSIX timers: /proc/PID/timers tells each one's id, clock and notification, a timer_gettime the
 /// process makes tells its time left. At restart the process makes each timer again under its own

@@ -3,15 +3,10 @@ using CrCheckpoint.Engine.Tracing;
 
 namespace CrCheckpoint.Engine.State.Timers;
 
-/// <summary>One armed interval timer (setitimer): ITIMER_REAL, ITIMER_VIRTUAL or ITIMER_PROF.</summary>
-public sealed class IntervalTimerRecord
+/// <summary>The interval timers of setitimer: ITIMER_REAL, ITIMER_VIRTUAL and ITIMER_PROF.</summary>
+public static class IntervalTimers
 {
     public static readonly string[] Names = ["Real", "Virtual", "Prof"];
-
-    public int Which { get; init; }
-    public string Name { get; init; } = "";
-    public long IntervalMicroseconds { get; init; }
-    public long ValueMicroseconds { get; init; }
 
     /// <summary>Remote getitimer for each kind; unarmed timers are left out.</summary>
     public static List<IntervalTimerRecord> Capture(Tracee tracee)
@@ -28,5 +23,21 @@ public sealed class IntervalTimerRecord
             timers.Add(new IntervalTimerRecord { Which = which, Name = Names[which], IntervalMicroseconds = interval, ValueMicroseconds = remaining });
         }
         return timers;
+    }
+
+    /// <summary>Re-arms each timer with the time it had left at the checkpoint.</summary>
+    public static void Restore(Tracee tracee, IEnumerable<IntervalTimerRecord> timers)
+    {
+        Span<byte> value = stackalloc byte[32];
+        foreach (var t in timers)
+        {
+            BitConverter.TryWriteBytes(value[..8], t.IntervalMicroseconds / 1_000_000);
+            BitConverter.TryWriteBytes(value[8..16], t.IntervalMicroseconds % 1_000_000);
+            var remaining = Math.Max(t.ValueMicroseconds, 1);
+            BitConverter.TryWriteBytes(value[16..24], remaining / 1_000_000);
+            BitConverter.TryWriteBytes(value[24..32], remaining % 1_000_000);
+            tracee.WriteScratch(value);
+            tracee.CheckedSyscall($"setitimer({t.Name})", Syscalls.setitimer, t.Which, (long)tracee.Scratch, 0);
+        }
     }
 }

@@ -1,6 +1,4 @@
-using CrCheckpoint.Engine.State.Process;
-
-namespace CrCheckpoint.Engine.State.Files;
+namespace CrCheckpoint.Engine.Schema;
 
 /// <summary>The FileTable record: every open descriptor of one process.</summary>
 public sealed class FileTableRecord
@@ -72,6 +70,40 @@ public sealed class FileDescriptorRecord
     public bool Writable => (Flags & 3) is 1 or 2;
 }
 
+public enum FileDescriptorKind
+{
+    RegularFile,
+    /// <summary>A regular file unlinked while open: its contents travel in a FileContent record.</summary>
+    UnlinkedFile,
+    Directory,
+    /// <summary>A memfd (shared memory with a descriptor): restored as the same object its mappings use.</summary>
+    Memfd,
+    /// <summary>/dev/null, /dev/zero, /dev/random, /dev/urandom, /dev/full: reopened by path.</summary>
+    Device,
+    Terminal,
+    Pipe,
+    Fifo,
+    Socket,
+    /// <summary>A unix socket listening on a name (a path, or the abstract namespace): bound and listening again at restart.</summary>
+    ListeningSocket,
+    /// <summary>An internet socket (TCP, UDP, raw; IPv4 or IPv6): listening or unconnected ones are bound and listen again, an established TCP connection is rebuilt through TCP_REPAIR.</summary>
+    InetSocket,
+    /// <summary>A unix socket neither bound, connected nor listening (since 1.2): made anew with its options.</summary>
+    UnixSocket,
+    EventFd,
+    Epoll,
+    TimerFd,
+    SignalFd,
+    Inotify,
+    /// <summary>fanotify, userfaultfd, io_uring...: not saved yet.</summary>
+    AnonymousInode,
+    Other,
+    /// <summary>A pidfd of a process of the checkpoint: opened again on the restarted process.</summary>
+    PidFd,
+    /// <summary>A symbolic link itself, open with O_PATH|O_NOFOLLOW (since 1.2): made again from its target when it was removed.</summary>
+    Symlink,
+}
+
 /// <summary>A byte-range lock (POSIX or OFD, fcntl) or a whole-file flock(2) lock.</summary>
 public sealed class FileLockRecord
 {
@@ -95,42 +127,29 @@ public sealed class FileOwnerRecord
     public int Signal { get; init; }
 }
 
-/// <summary>Metadata of a FileContent record; its data is the whole file.</summary>
-public sealed class FileContentRecord
+/// <summary>Enough about a file for a restart to notice that it changed since the checkpoint.</summary>
+public sealed class FileIdentity
 {
-    public string Key { get; init; } = "";
-    public string Path { get; init; } = "";
-    public FileIdentity Identity { get; init; } = new();
-    /// <summary>Why the file travels: "unlinked", "save-exe", "save-private", "save-shared", or "shmem" for
-    /// shared memory (memfd, MAP_SHARED|MAP_ANONYMOUS, System V) which is restored as one object.</summary>
-    public string Reason { get; init; } = "";
-    /// <summary>
-    /// For sparse objects: pairs [offset, length] in bytes of the ranges that hold data; the data is
-    /// those ranges back to back and the rest of the file (identity.size) is holes. Absent: the whole file.
-    /// </summary>
-    public long[][]? Runs { get; init; }
-    /// <summary>Shared memory only: the seals (F_GET_SEALS) of the object; null in older files.</summary>
-    public int? Seals { get; init; }
-    /// <summary>Shared memory only: the object's owner and group, given back with its mode; null in older files.</summary>
+    public ulong Device { get; init; }
+    public ulong Inode { get; init; }
+    public long Size { get; init; }
+    public long ModifiedSeconds { get; init; }
+    public long ModifiedNanoseconds { get; init; }
+    public uint Mode { get; init; }
+    /// <summary>Owner and group; since 1.2 (a file the restart makes anew gets them back).</summary>
     public uint? Owner { get; init; }
     public uint? Group { get; init; }
-}
+    /// <summary>For a device file, the device it is (st_rdev): a removed device node is made again from it; since 1.2.</summary>
+    public ulong? SpecialDevice { get; init; }
 
-/// <summary>Metadata of a PipeData record: the bytes in flight in one pipe, oldest first, as its data.</summary>
-public sealed class PipeDataRecord
-{
-    public ulong Inode { get; init; }
-    /// <summary>The pipe's capacity (F_GETPIPE_SZ), given back at restart.</summary>
-    public int Capacity { get; init; }
-}
+    public static FileIdentity From(in Native.Stat st) => new()
+    {
+        Device = st.Dev, Inode = st.Ino, Size = st.Size, ModifiedSeconds = st.MtimeSec,
+        ModifiedNanoseconds = st.MtimeNsec, Mode = st.Mode, Owner = st.Uid, Group = st.Gid,
+        SpecialDevice = st.FileType is Native.Stat.S_IFCHR or Native.Stat.S_IFBLK ? st.Rdev : null,
+    };
 
-/// <summary>Metadata of a SocketData record: what waited in one unix socket's receive queue, oldest first.</summary>
-public sealed class SocketDataRecord
-{
-    public ulong Inode { get; init; }
-    public int SocketType { get; init; }
-    /// <summary>For datagram and seqpacket sockets: the length of each message, in order (the data is them back to back).</summary>
-    public int[] MessageLengths { get; init; } = [];
-    /// <summary>Pipe ends in flight (SCM_RIGHTS) with the messages they ride on; null when none.</summary>
-    public List<InFlightDescriptors>? InFlight { get; init; }
+    public bool SameContentAs(FileIdentity other) =>
+        Device == other.Device && Inode == other.Inode && Size == other.Size &&
+        ModifiedSeconds == other.ModifiedSeconds && ModifiedNanoseconds == other.ModifiedNanoseconds;
 }

@@ -2,20 +2,14 @@ using CrCheckpoint.Engine.Native;
 
 namespace CrCheckpoint.Engine.State.Limits;
 
-/// <summary>One resource limit (prlimit64 reads another process's limits directly, no remote call).</summary>
-public sealed class ResourceLimitRecord
+/// <summary>Resource limits: prlimit64 reads and sets another process's limits directly, no remote call.</summary>
+public static class ResourceLimits
 {
     public static readonly string[] Names =
     [
         "CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS", "LOCKS",
         "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME",
     ];
-
-    public int Resource { get; init; }
-    public string Name { get; init; } = "";
-    /// <summary>ulong.MaxValue is RLIM_INFINITY.</summary>
-    public ulong Soft { get; init; }
-    public ulong Hard { get; init; }
 
     public static unsafe List<ResourceLimitRecord> Capture(int pid)
     {
@@ -45,5 +39,24 @@ public sealed class ResourceLimitRecord
         return rows.Take(Interop.RLIM_NLIMITS)
             .Select((row, r) => new ResourceLimitRecord { Resource = r, Name = Names[r], Soft = row.Soft, Hard = row.Hard })
             .ToList();
+    }
+
+    /// <summary>
+    /// Sets each limit with prlimit64 from the engine. A hard limit above the current one needs
+    /// CAP_SYS_RESOURCE; without it the hard limit stays and the soft one is clamped, and the log says so.
+    /// </summary>
+    public static unsafe void Restore(int pid, IEnumerable<ResourceLimitRecord> limits, MessageLog log)
+    {
+        foreach (var l in limits)
+        {
+            RLimit current;
+            if (Interop.prlimit(pid, l.Resource, null, &current) == -1) continue;
+            if (current.Current == l.Soft && current.Max == l.Hard) continue;
+            var wanted = new RLimit { Current = l.Soft, Max = l.Hard };
+            if (Interop.prlimit(pid, l.Resource, &wanted, null) == 0) continue;
+            var clamped = new RLimit { Current = Math.Min(l.Soft, current.Max), Max = Math.Min(l.Hard, current.Max) };
+            Interop.prlimit(pid, l.Resource, &clamped, null);
+            log.Add($"RLIMIT_{l.Name} could not be raised to {l.Soft}/{l.Hard} (no CAP_SYS_RESOURCE); set to {clamped.Current}/{clamped.Max}");
+        }
     }
 }

@@ -1,6 +1,4 @@
-using CrCheckpoint.Engine.State.Process;
-
-namespace CrCheckpoint.Engine.State.Memory;
+namespace CrCheckpoint.Engine.Schema;
 
 /// <summary>The MemoryMap record: every area of one process's address space, in address order.</summary>
 public sealed class MemoryMapRecord
@@ -34,11 +32,21 @@ public sealed class MemoryAreaRecord
     public long[][]? GuardPages { get; init; }
 }
 
-/// <summary>Metadata of a MemoryPages record; its data is the listed pages, back to back, in order.</summary>
-public sealed class MemoryPagesRecord
+public enum MemoryAreaKind
 {
-    public int Pid { get; init; }
-    public ulong AreaStart { get; init; }
-    /// <summary>Pairs [first page, page count], counted in 4096-byte pages from AreaStart.</summary>
-    public long[][] Runs { get; init; } = [];
+    Anonymous,
+    Heap,
+    Stack,
+    /// <summary>A private mapping of a file: pages come from the file, written pages from the context.</summary>
+    PrivateFile,
+    /// <summary>A shared mapping of a file: the file holds the data.</summary>
+    SharedFile,
+    /// <summary>MAP_SHARED|MAP_ANONYMOUS, /dev/zero, System V shared memory or memfd: shmem, saved in the context.</summary>
+    SharedAnonymous,
+    Vdso,
+    Vvar,
+    VvarVclock,
+    Vsyscall,
+    /// <summary>Another kernel-owned mapping ([uprobes]...): not saved.</summary>
+    Special,
 }

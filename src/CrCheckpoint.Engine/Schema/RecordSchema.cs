@@ -4,7 +4,7 @@ using CrCheckpoint.Engine.State.Memory;
 using CrCheckpoint.Engine.State.Process;
 using CrCheckpoint.Engine.State.Threads;
 
-namespace CrCheckpoint.Engine.State;
+namespace CrCheckpoint.Engine.Schema;
 
 /// <summary>
 /// The metadata types of every record kind, with their JSON contracts generated at compile time:

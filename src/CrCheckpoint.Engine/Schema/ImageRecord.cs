@@ -1,4 +1,4 @@
-namespace CrCheckpoint.Engine.State;
+namespace CrCheckpoint.Engine.Schema;
 
 /// <summary>The Image record, first in every context file: what was checkpointed, where and when.</summary>
 public sealed class ImageRecord

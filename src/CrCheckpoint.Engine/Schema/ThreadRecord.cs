@@ -1,4 +1,4 @@
-namespace CrCheckpoint.Engine.State.Threads;
+namespace CrCheckpoint.Engine.Schema;
 
 /// <summary>The Thread record: one thread's CPU state and per-thread kernel state.</summary>
 public sealed class ThreadRecord
@@ -35,11 +35,11 @@ public sealed class ThreadRecord
     public ulong RobustListLength { get; init; }
     public InterruptedSyscallRecord? InterruptedSyscall { get; init; }
     /// <summary>no_new_privs and seccomp; null for a thread without either.</summary>
-    public Security.SeccompRecord? Sandbox { get; init; }
+    public SeccompRecord? Sandbox { get; init; }
     /// <summary>The thread's own ids, capabilities and securebits where they differ from the process's; since 1.2.</summary>
-    public Credentials.CredentialsRecord? Credentials { get; init; }
+    public CredentialsRecord? Credentials { get; init; }
     /// <summary>Policy, nice value and CPU affinity; since 1.2 (absent: left as the restart makes them).</summary>
-    public Process.SchedulingRecord? Scheduling { get; init; }
+    public SchedulingRecord? Scheduling { get; init; }
     /// <summary>prctl(PR_GET_PDEATHSIG): the signal the thread gets when its parent dies, 0 none; since 1.2.</summary>
     public int ParentDeathSignal { get; init; }
 }
@@ -64,4 +64,21 @@ public sealed class InterruptedSyscallRecord
     public long Number { get; init; }
     /// <summary>-512 ERESTARTSYS, -513 ERESTARTNOINTR, -514 ERESTARTNOHAND, -516 ERESTART_RESTARTBLOCK.</summary>
     public long ReturnCode { get; init; }
+}
+
+/// <summary>A thread's sandbox: no_new_privs, and its seccomp mode with the BPF filters it installed, oldest first.</summary>
+public sealed class SeccompRecord
+{
+    public bool NoNewPrivileges { get; init; }
+    /// <summary>0 none, 1 strict, 2 filters.</summary>
+    public int Mode { get; init; }
+    public List<SeccompFilterRecord> Filters { get; init; } = [];
+}
+
+public sealed class SeccompFilterRecord
+{
+    /// <summary>SECCOMP_FILTER_FLAG_* the filter was installed with (log, spec_allow).</summary>
+    public ulong Flags { get; init; }
+    /// <summary>The struct sock_filter instructions, 8 bytes each.</summary>
+    public byte[] Program { get; init; } = [];
 }

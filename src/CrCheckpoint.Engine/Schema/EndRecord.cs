@@ -1,4 +1,4 @@
-namespace CrCheckpoint.Engine.Format;
+namespace CrCheckpoint.Engine.Schema;
 
 /// <summary>
 /// Metadata of the End record. Both numbers let the reader confirm that no record went missing between the
