@@ -5,6 +5,7 @@ using CrCheckpoint.Engine.Proc;
 using CrCheckpoint.Engine.State;
 using CrCheckpoint.Engine.State.Files;
 using CrCheckpoint.Engine.State.Memory;
+using CrCheckpoint.Engine.State.Process;
 using CrCheckpoint.Engine.Tracing;
 
 namespace CrCheckpoint.Engine.Checkpoint;
@@ -215,16 +216,6 @@ public static class Checkpointer
         }
     }
 
-    private static ProcessRecord ZombieRecord(int pid)
-    {
-        var stat = ProcStat.Read(pid);
-        return new ProcessRecord
-        {
-            Pid = pid, ParentPid = stat.ParentId, ProcessGroupId = stat.ProcessGroupId, SessionId = stat.SessionId,
-            Name = stat.Comm, StateAtCheckpoint = "Z", Zombie = true, ExitStatus = stat.ExitCode,
-        };
-    }
-
     /// <summary>The bytes in flight in every pipe that a process of the checkpoint reads from.</summary>
     private static List<(PipeDataRecord Meta, byte[] Data)> CapturePipes(List<CapturedProcess> captured)
     {
@@ -249,7 +240,7 @@ public static class Checkpointer
         using var writer = new ContextWriter(stream, new ContextWriterOptions { AlignData = align, LeaveOpen = true });
         writer.WriteRecord(RecordKind.Image, image);
         var memoryBytes = WriteProcesses(writer, captured, streamer, checkDeadline);
-        foreach (var zombie in zombies) writer.WriteRecord(RecordKind.Process, ZombieRecord(zombie));
+        foreach (var zombie in zombies) writer.WriteRecord(RecordKind.Process, ProcessTree.Zombie(zombie));
         foreach (var (meta, data) in pipes)
         {
             var record = writer.BeginDataRecord(RecordKind.PipeData, meta, data.Length);

@@ -33,7 +33,7 @@ public static class Restarter
         {
             var image = Load(request.Path);
             log.Add($"read {request.Path}: {image.Processes.Count} process(es), format {image.FormatVersion}.{image.FormatMinorVersion}");
-            var order = CreationOrder(image);
+            var order = ProcessTree.CreationOrder(image);
             request = StopState.SessionFor(request, order, log);
             var relocate = new PathRelocator(request.Relocate);
             foreach (var process in order.Where(p => !p.Process.Zombie))
@@ -52,7 +52,7 @@ public static class Restarter
 
             var verifier = DataVerifier.Start(image);
             var (pids, bytes) = TracerThread.Run(() => Rebuild(request, image, order, relocate, verifier, log));
-            var roots = order.Where(p => !order.Any(q => q.Pid == p.Process.ParentPid)).Select(p => pids[p.Pid]);
+            var roots = ProcessTree.Roots(order).Select(p => pids[p.Pid]);
             var restarted = roots.Select(pid => new ChildWatcher(pid)).ToList();
             log.Add($"{string.Join(", ", order.Select(p => $"{pids[p.Pid]} ({p.Name})"))} running again");
             return new RestartResult
@@ -96,33 +96,6 @@ public static class Restarter
         {
             throw new RestartException(RestartFailure.ContextInvalid, e.Message, path, e);
         }
-    }
-
-    /// <summary>Parents before their children; a process whose parent is not in the file is a root.</summary>
-    private static List<ProcessImage> CreationOrder(ContextImage image)
-    {
-        if (image.Processes.Count == 0)
-            throw new RestartException(RestartFailure.ContextInvalid, $"{image.Path} holds no process.", image.Path);
-        foreach (var p in image.Processes.Where(p => !p.Process.Zombie))
-            if (p.Process.ThreadIds.Length == 0 || p.Process.ThreadIds[0] != p.Pid)
-                throw new RestartException(RestartFailure.ContextInvalid,
-                    $"process {p.Pid} in {image.Path} has no record of its main thread.", image.Path);
-        var order = new List<ProcessImage>();
-        var pending = new List<ProcessImage>(image.Processes);
-        while (pending.Count > 0)
-        {
-            var ready = pending.Where(p => !pending.Any(q => q.Pid == p.Process.ParentPid) || order.Any(q => q.Pid == p.Process.ParentPid)).ToList();
-            if (ready.Count == 0) ready = [pending[0]];
-            foreach (var p in ready.Where(p => order.Any(q => q.Pid == p.Process.ParentPid) || !pending.Any(q => q.Pid == p.Process.ParentPid)))
-            {
-                order.Add(p);
-                pending.Remove(p);
-            }
-        }
-        if (order.Any(p => p.Process.Zombie && !order.Any(q => q.Pid == p.Process.ParentPid)))
-            throw new RestartException(RestartFailure.Unsupported,
-                $"{image.Path} holds a zombie without its parent; it has nobody to be reaped by.", image.Path);
-        return order;
     }
 
     private sealed class Rebuilt(ProcessImage image, Tracee leader)
@@ -171,13 +144,12 @@ public static class Restarter
                     tracee.MapScratchAt(scratchAt);
                 }
                 rebuilt[p.Pid] = new Rebuilt(p, tracee);
-                if (p.Process.SessionId == p.Pid && (parent is not null || request.RestoreSid))
-                    tracee.CheckedSyscall("setsid", Syscalls.setsid);
+                ProcessTree.MakeSession(tracee, p, isRoot: parent is null, request.RestoreSid);
                 CgroupMembership.Restore(tracee.Pid, p.Process, createdCgroups, log);
                 ProcessControls.Restore(tracee, p.Process, log);
             }
             files.Pids = order.ToDictionary(p => p.Pid, p => rebuilt[p.Pid].Leader.Pid);
-            RestoreGroups(request, order, rebuilt, log);
+            ProcessTree.RestoreGroups(request, order, rebuilt.ToDictionary(r => r.Key, r => r.Value.Leader));
 
             // 2. Each process rebuilt in place, then its threads.
             foreach (var p in order.Where(p => !p.Process.Zombie))
@@ -215,12 +187,8 @@ public static class Restarter
             files.RemoveDeleted();
             log.Add($"checked what was restored against the context: {checkClock.Elapsed.TotalMilliseconds:F1} ms");
 
-            // 4. Zombies exit now, children before parents, so each waits for its own parent to reap it.
-            foreach (var p in order.Where(p => p.Process.Zombie).Reverse())
-            {
-                ProcessCreator.BecomeZombie(rebuilt[p.Pid].Leader, p.Process.ExitStatus);
-                all.Remove(rebuilt[p.Pid].Leader);
-            }
+            // 4. Zombies exit now, each waiting for its parent to reap it.
+            foreach (var gone in ProcessTree.ExitZombies(order, rebuilt.ToDictionary(r => r.Key, r => r.Value.Leader))) all.Remove(gone);
 
             // 5. Registers, the after-action, and all go at once.
             var signal = AfterActionSignal.For(request.After, request.Signal);
@@ -308,36 +276,5 @@ public static class Restarter
         SharedMemoryObjects.VerifyDescriptors(r.Leader.Pid, p, image);
         CgroupMembership.Verify(r.Leader.Pid, r.Threads, p.Process);
         PidFdState.Verify(r.Leader.Pid, p.Files, files.RestartedPid);
-    }
-
-    /// <summary>
-    /// Groups led by a process of the checkpoint come back (leaders first). The root joins the
-    /// caller's group and session, as with cr_restart, unless -RestorePgid/-RestoreSid, or unless
-    /// other processes of the checkpoint were in the group it led.
-    /// </summary>
-    private static void RestoreGroups(RestartRequest request, List<ProcessImage> order, Dictionary<int, Rebuilt> rebuilt, MessageLog log)
-    {
-        var root = order[0];
-        if (request.RestoreSid && root.Process.SessionId != root.Pid)
-            throw new RestartException(RestartFailure.Unsupported,
-                $"process {root.Pid} was in session {root.Process.SessionId}, led by a process outside the checkpoint; only a session whose leader is checkpointed can be restored (leave out -RestoreSid).");
-        var rootLeads = root.Process.ProcessGroupId == root.Pid &&
-            (request.RestorePgid || request.RestoreSid || order.Any(q => q != root && q.Process.ProcessGroupId == root.Pid));
-        foreach (var p in order.OrderBy(p => p.Process.ProcessGroupId == p.Pid ? 0 : 1))
-        {
-            var isRoot = p == root;
-            if (p.Process.SessionId == p.Pid && (!isRoot || request.RestoreSid)) continue; // setsid made it its group's leader
-            var pgid = p.Process.ProcessGroupId;
-            int? target = pgid == p.Pid ? (isRoot && !rootLeads ? null : 0)
-                : rebuilt.TryGetValue(pgid, out var leader) ? leader.Leader.Pid
-                : isRoot && request.RestorePgid ? pgid
-                : null;
-            if (target is null) continue;
-            var tracee = rebuilt[p.Pid].Leader;
-            var r = tracee.Syscall(Syscalls.setpgid, 0, target.Value);
-            if (r < 0)
-                throw new RestartException(RestartFailure.Unsupported,
-                    $"cannot put process {tracee.Pid} back into process group {pgid}: {Marshal.GetPInvokeErrorMessage((int)-r)} (the group must exist in the caller's session).");
-        }
     }
 }
