@@ -29,7 +29,7 @@ public static class ProcessCapture
 
 
 
-        tracee.UseSyscallInstructionAt(SyscallInstruction.Find(pid, areas));
+        frozen.Prepare(areas);
 
         var layout = MemoryCapture.CaptureLayout(tracee, stat);
         var signals = SignalCapture.Capture(tracee, status);
@@ -39,7 +39,6 @@ public static class ProcessCapture
         var membarrier = tracee.Syscall(Native.Syscalls.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0);
         const int PR_GET_DUMPABLE = 3;
         var dumpable = tracee.Syscall(Native.Syscalls.prctl, PR_GET_DUMPABLE);
-        foreach (var t in frozen.Threads.Where(t => t != tracee)) t.ShareRemoteStateOf(tracee);
         var credentials = CredentialsState.Capture(tracee, status);
         var threads = ThreadCapture.Capture(frozen.Threads, t => t == tracee ? stat.Comm : ThreadName(pid, t.Tid), credentials);
         if (threads.FirstOrDefault(t => t.Sandbox is { Mode: > 0 }) is { Sandbox: { } sandbox })

@@ -17,11 +17,13 @@ public sealed class IntervalTimerRecord
     public static List<IntervalTimerRecord> Capture(Tracee tracee)
     {
         var timers = new List<IntervalTimerRecord>();
+        using var scratch = tracee.Scratch();
+        var current = scratch.Buffer(32);
         Span<byte> value = stackalloc byte[32];
         for (var which = 0; which < 3; which++)
         {
-            tracee.CheckedSyscall("getitimer", Syscalls.getitimer, which, (long)tracee.Scratch);
-            tracee.ReadScratch(value);
+            tracee.CheckedSyscall("getitimer", Syscalls.getitimer, which, current);
+            current.Read(value);
             var interval = BitConverter.ToInt64(value[..8]) * 1_000_000 + BitConverter.ToInt64(value[8..16]);
             var remaining = BitConverter.ToInt64(value[16..24]) * 1_000_000 + BitConverter.ToInt64(value[24..32]);
             if (interval == 0 && remaining == 0) continue;

@@ -8,6 +8,8 @@ public static class IntervalTimerRestore
     /// <summary>Re-arms each timer with the time it had left at the checkpoint.</summary>
     public static void Restore(Tracee tracee, IEnumerable<IntervalTimerRecord> timers)
     {
+        using var scratch = tracee.Scratch();
+        var copy = scratch.Buffer(32);
         Span<byte> value = stackalloc byte[32];
         foreach (var t in timers)
         {
@@ -16,8 +18,8 @@ public static class IntervalTimerRestore
             var remaining = Math.Max(t.ValueMicroseconds, 1);
             BitConverter.TryWriteBytes(value[16..24], remaining / 1_000_000);
             BitConverter.TryWriteBytes(value[24..32], remaining % 1_000_000);
-            tracee.WriteScratch(value);
-            tracee.CheckedSyscall($"setitimer({t.Name})", Syscalls.setitimer, t.Which, (long)tracee.Scratch, 0);
+            copy.Write(value);
+            tracee.CheckedSyscall($"setitimer({t.Name})", Syscalls.setitimer, t.Which, copy, 0);
         }
     }
 }
