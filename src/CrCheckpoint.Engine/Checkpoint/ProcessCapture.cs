@@ -66,7 +66,7 @@ public static class ProcessCapture
             ExecutableIdentity = exeIdentity,
             CommandLine = File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Split('\0'),
             StateAtCheckpoint = stateBefore.ToString(),
-            WasStopped = frozen.WasGroupStopped || stateBefore == 'T',
+            WasStopped = frozen.GroupStopSignal != 0 || stateBefore == 'T',
             StopSignal = StopState.Capture(frozen, stateBefore),
             WorkingDirectory = ProcFds.ReadLink($"/proc/{pid}/cwd") ?? "/",
             Root = ProcFds.ReadLink($"/proc/{pid}/root") ?? "/",

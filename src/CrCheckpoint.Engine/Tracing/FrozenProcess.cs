@@ -19,7 +19,7 @@ public sealed unsafe class FrozenProcess : IDisposable
     }
 
     public int Pid { get; }
-    public List<Tracee> Threads { get; }
+    public IReadOnlyList<Tracee> Threads { get; }
     public Tracee Leader => Threads[0];
 
     public static FrozenProcess Freeze(int pid, int options = PTRACE_O_TRACECLONE)
@@ -70,8 +70,6 @@ public sealed unsafe class FrozenProcess : IDisposable
             return false;
         }
     }
-
-    public bool WasGroupStopped => GroupStopSignal != 0;
 
     /// <summary>The signal of the job-control stop the process was in (the kernel's own report), or 0.</summary>
     public int GroupStopSignal => Threads.Select(t => t.GroupStopSignal).FirstOrDefault(s => s != 0);

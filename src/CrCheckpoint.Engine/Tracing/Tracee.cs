@@ -457,7 +457,7 @@ public sealed unsafe partial class Tracee : IDisposable
     }
 
     /// <summary>Detaches after a failure, putting back what can be put back and swallowing errors.</summary>
-    public void DetachQuietly()
+    internal void DetachQuietly()
     {
         if (!_attached) return;
         try { Release(); }
