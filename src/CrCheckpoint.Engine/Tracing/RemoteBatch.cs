@@ -263,7 +263,7 @@ public sealed unsafe partial class Tracee
     /// One table and the data its calls point to: the table, then each distinct array once, 8-byte
     /// aligned. Addresses are only known when it is encoded at its place in the page.
     /// </summary>
-    private sealed class BatchImage
+    internal sealed class BatchImage
     {
         private readonly Dictionary<byte[], int> _placed = new(ReferenceEqualityComparer.Instance);
         private readonly List<byte[]> _order = [];

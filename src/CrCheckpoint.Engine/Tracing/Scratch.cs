@@ -104,6 +104,7 @@ internal sealed class ScratchPage
 
     private readonly Tracee _owner;
     private ulong _address;
+    private bool _unmapped;
 
     /// <summary>A page mapped on first use (MAP_SHARED, not executable: a frozen process only answers questions).</summary>
     public ScratchPage(Tracee owner) => _owner = owner;
@@ -127,6 +128,8 @@ internal sealed class ScratchPage
         get
         {
             if (_address != 0) return _address;
+            // A thread that outlives its leader's release must not map a page that no one would unmap.
+            if (_unmapped) throw new InvalidOperationException($"the scratch page of process {_owner.Pid} is gone (its owner was released)");
             // Shared, so that the kernel never merges it into a private anonymous area of the
             // process next to it: that area must read exactly as it was while it is saved.
             const long PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_ANONYMOUS = 0x20;
@@ -144,5 +147,9 @@ internal sealed class ScratchPage
         return region;
     }
 
-    public void Unmapped() => _address = 0;
+    public void Unmapped()
+    {
+        _address = 0;
+        _unmapped = true;
+    }
 }

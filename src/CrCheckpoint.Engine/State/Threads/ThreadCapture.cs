@@ -16,28 +16,30 @@ public static class ThreadCapture
     {
         var records = new List<ThreadRecord>();
         // Room for the answers of 1536 threads at a time, and for each thread's parent-death signal.
-        var room = sizeof(Answers) * 1536;
-        for (var first = 0; first < threads.Count; first += room / sizeof(Answers))
+        var room = Size * 1536;
+        for (var first = 0; first < threads.Count; first += room / Size)
         {
-            var batch = threads.Skip(first).Take(room / sizeof(Answers)).ToList();
+            var batch = threads.Skip(first).Take(room / Size).ToList();
             using var scratch = batch[0].Scratch();
-            var answers = scratch.Buffer(batch.Count * sizeof(Answers));
-            long Of(int i, int field) => answers.Slice(i * sizeof(Answers) + field, 8);
+            var answers = scratch.Buffer(batch.Count * Size);
+            long Of(int i, int field) => answers.Slice(i * Size + field, 8);
             Check("prctl(PR_GET_TID_ADDRESS)", Tracee.SyscallInEach(batch.Select((t, i) =>
                 (t, Syscalls.prctl, (long)PR_GET_TID_ADDRESS, Of(i, 0), 0L, 0L)).ToList()));
             Check("sigaltstack", Tracee.SyscallInEach(batch.Select((t, i) =>
                 (t, Syscalls.sigaltstack, 0L, Of(i, 8), 0L, 0L)).ToList()));
-            var slots = new byte[batch.Count * sizeof(Answers)];
+            var slots = new byte[batch.Count * Size];
             answers.Read(slots);
             var securebits = Credentials.CredentialsState.SecurebitsOfEach(batch);
             var deathSignals = Process.ProcessControls.ParentDeathSignalsOfEach(batch);
             for (var i = 0; i < batch.Count; i++)
-                records.Add(Record(batch[i], nameOf(batch[i]), slots.AsSpan(i * sizeof(Answers), sizeof(Answers)), process, securebits[i], deathSignals[i]));
+                records.Add(Record(batch[i], nameOf(batch[i]), slots.AsSpan(i * Size, Size), process, securebits[i], deathSignals[i]));
         }
         return records;
     }
 
     /// <summary>What each thread is asked: its clear_child_tid (a pointer), then its stack_t (ss_sp, ss_flags, ss_size).</summary>
+    private static readonly int Size = System.Runtime.CompilerServices.Unsafe.SizeOf<Answers>();
+
     [StructLayout(LayoutKind.Sequential)]
     private struct Answers
     {
