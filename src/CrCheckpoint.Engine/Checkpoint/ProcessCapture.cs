@@ -29,7 +29,7 @@ public static class ProcessCapture
 
 
 
-        tracee.UseSyscallInstructionAt(SyscallInstruction.Find(pid, areas));
+        frozen.Prepare(areas);
 
         var layout = MemoryCapture.CaptureLayout(tracee, stat);
         var signals = SignalCapture.Capture(tracee, status);
@@ -39,7 +39,6 @@ public static class ProcessCapture
         var membarrier = tracee.Syscall(Native.Syscalls.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0);
         const int PR_GET_DUMPABLE = 3;
         var dumpable = tracee.Syscall(Native.Syscalls.prctl, PR_GET_DUMPABLE);
-        foreach (var t in frozen.Threads.Where(t => t != tracee)) t.ShareRemoteStateOf(tracee);
         var credentials = CredentialsState.Capture(tracee, status);
         var threads = ThreadCapture.Capture(frozen.Threads, t => t == tracee ? stat.Comm : ThreadName(pid, t.Tid), credentials);
         if (threads.FirstOrDefault(t => t.Sandbox is { Mode: > 0 }) is { Sandbox: { } sandbox })
@@ -67,7 +66,7 @@ public static class ProcessCapture
             ExecutableIdentity = exeIdentity,
             CommandLine = File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Split('\0'),
             StateAtCheckpoint = stateBefore.ToString(),
-            WasStopped = frozen.WasGroupStopped || stateBefore == 'T',
+            WasStopped = frozen.GroupStopSignal != 0 || stateBefore == 'T',
             StopSignal = StopState.Capture(frozen, stateBefore),
             WorkingDirectory = ProcFds.ReadLink($"/proc/{pid}/cwd") ?? "/",
             Root = ProcFds.ReadLink($"/proc/{pid}/root") ?? "/",

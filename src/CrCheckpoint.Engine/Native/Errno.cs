@@ -9,7 +9,7 @@ public enum Errno
     EPIPE = 32, ENOSYS = 38, ELOOP = 40, ENODATA = 61, EOPNOTSUPP = 95,
 }
 
-/// <summary>A failed system call, with its errno by name. Remote calls in a traced process return -errno, which their callers still test directly.</summary>
+/// <summary>A failed system call, with its errno by name. Remote calls in a traced process return -errno, read by Tracing.RemoteResult.</summary>
 public sealed class NativeException : IOException
 {
     public NativeException(string operation, int errno)

@@ -120,7 +120,6 @@ public static class Restarter
         {
             // 1. Every process, as an empty copy of the stub, parents first: a child is forked by its
             // own parent, and a session leader calls setsid before it has children, so they inherit it.
-            ulong scratchAt = 0;
             foreach (var p in order)
             {
                 var wantPid = request.RestorePid ? p.Pid : (int?)null;
@@ -135,13 +134,8 @@ public static class Restarter
                     tracee = ProcessCreator.Create(wantPid, log);
                     // On the kill list before anything else can throw: it holds the pid it was made for.
                     all.Add(tracee);
-                    if (scratchAt == 0)
-                    {
-                        var used = ProcMaps.Read(tracee.Pid).Select(a => (a.Start, a.End))
-                            .Concat(image.Processes.SelectMany(q => q.Map.Areas).Select(a => (a.Start, a.End)));
-                        scratchAt = AddressSpace.FindFree(used, Tracee.ScratchSize);
-                    }
-                    tracee.MapScratchAt(scratchAt);
+                    // Clear of every saved area: the children it forks keep its scratch page.
+                    tracee.PrepareForRebuild(image.Processes.SelectMany(q => q.Map.Areas).Select(a => (a.Start, a.End)));
                 }
                 rebuilt[p.Pid] = new Rebuilt(p, tracee);
                 ProcessTree.MakeSession(tracee, p, isRoot: parent is null, request.RestoreSid);
@@ -238,14 +232,16 @@ public static class Restarter
         MemoryRestore.PlaceKernelMappings(tracee, current, saved);
         var keep = saved.Where(a => a.Kind is MemoryAreaKind.Vdso or MemoryAreaKind.Vvar or MemoryAreaKind.VvarVclock)
             .Select(a => (a.Start, a.End))
-            .Append((tracee.Scratch, tracee.Scratch + Tracee.ScratchSize));
+            .Append(tracee.ScratchArea);
         MemoryRestore.UnmapAllExcept(tracee, keep);
         // Before any area is mapped: the kernel refuses a new exe while the old exe file is
         // still mapped, and the stub's executable may be the very program being restarted.
         ProcessRestore.RestoreMemoryLayout(tracee, process.Process, relocate, log);
 
-        var contextFd = (int)tracee.CheckedSyscall("open of the context file", Syscalls.openat, AT_FDCWD,
-            tracee.ScratchString(process.Source), O_RDONLY | O_CLOEXEC, 0);
+        int contextFd;
+        using (var scratch = tracee.Scratch())
+            contextFd = (int)tracee.CheckedSyscall("open of the context file", Syscalls.openat, AT_FDCWD,
+                scratch.String(process.Source), O_RDONLY | O_CLOEXEC, 0);
         long bytes;
         using (var bridge = new DescriptorBridge(tracee, FileRestore.HighestDescriptor(process)))
             bytes = MemoryRestore.MapAreas(tracee, image, process, contextFd, relocate, shared, bridge);

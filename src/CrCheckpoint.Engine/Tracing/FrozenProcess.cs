@@ -19,7 +19,7 @@ public sealed unsafe class FrozenProcess : IDisposable
     }
 
     public int Pid { get; }
-    public List<Tracee> Threads { get; }
+    public IReadOnlyList<Tracee> Threads { get; }
     public Tracee Leader => Threads[0];
 
     public static FrozenProcess Freeze(int pid, int options = PTRACE_O_TRACECLONE)
@@ -71,10 +71,18 @@ public sealed unsafe class FrozenProcess : IDisposable
         }
     }
 
-    public bool WasGroupStopped => Threads.Any(t => t.WasGroupStopped);
-
     /// <summary>The signal of the job-control stop the process was in (the kernel's own report), or 0.</summary>
     public int GroupStopSignal => Threads.Select(t => t.GroupStopSignal).FirstOrDefault(s => s != 0);
+
+    /// <summary>
+    /// Readies the process for remote calls (<see cref="Tracee.Prepare"/>): the leader finds the
+    /// syscall instruction and owns the scratch page; the other threads use both.
+    /// </summary>
+    public void Prepare(IReadOnlyList<MemoryArea> areas)
+    {
+        Leader.Prepare(areas);
+        foreach (var t in Threads.Skip(1)) t.ShareRemoteStateOf(Leader);
+    }
 
     /// <summary>
     /// Releases every thread. The leader goes first and carries <paramref name="signal"/> (its

@@ -30,14 +30,58 @@ public static unsafe class ProcessMemory
         }
     }
 
-    /// <summary>Scatter read: one call fills many local buffers from many remote ranges.</summary>
-    public static long ReadV(int pid, IoVec* local, int localCount, IoVec* remote, int remoteCount)
+    /// <summary>
+    /// Fills <paramref name="destination"/> from many remote ranges, in order, their bytes one after
+    /// the other: one process_vm_readv per 1024 ranges, /proc/PID/mem for what it cannot read
+    /// (or for everything, when <paramref name="direct"/> is false: areas the target cannot read itself).
+    /// </summary>
+    public static void ReadRanges(int pid, ReadOnlySpan<(ulong Address, int Length)> ranges, Span<byte> destination, bool direct = true) =>
+        Transfer(pid, ranges, destination, write: false, direct);
+
+    /// <summary>Writes <paramref name="source"/> over many remote ranges, in order, the way <see cref="ReadRanges"/> reads.</summary>
+    public static void WriteRanges(int pid, ReadOnlySpan<(ulong Address, int Length)> ranges, ReadOnlySpan<byte> source) =>
+        Transfer(pid, ranges, MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(source), source.Length), write: true, direct: true);
+
+    private const int MaxIovecs = 1024;
+
+    private static void Transfer(int pid, ReadOnlySpan<(ulong Address, int Length)> ranges, Span<byte> local, bool write, bool direct)
     {
-        var n = process_vm_readv(pid, local, (nuint)localCount, remote, (nuint)remoteCount, 0);
-        return n;
+        var localVecs = stackalloc IoVec[MaxIovecs];
+        var remoteVecs = stackalloc IoVec[MaxIovecs];
+        fixed (byte* data = local)
+        {
+            long at = 0;
+            for (var first = 0; first < ranges.Length; first += MaxIovecs)
+            {
+                var count = Math.Min(MaxIovecs, ranges.Length - first);
+                var firstAt = at;
+                for (var i = 0; i < count; i++)
+                {
+                    var (address, length) = ranges[first + i];
+                    localVecs[i] = new IoVec { Base = (nint)(data + at), Length = (nuint)length };
+                    remoteVecs[i] = new IoVec { Base = (nint)address, Length = (nuint)length };
+                    at += length;
+                }
+                if (at > local.Length) throw new ArgumentException($"the ranges hold {at} bytes, the local buffer {local.Length}");
+                if (direct)
+                {
+                    var n = write
+                        ? process_vm_writev(pid, localVecs, (nuint)count, remoteVecs, (nuint)count, 0)
+                        : process_vm_readv(pid, localVecs, (nuint)count, remoteVecs, (nuint)count, 0);
+                    if (n == at - firstAt) continue;
+                }
+                // Pages the target cannot read or write itself (PROT_NONE, read-only): /proc/PID/mem.
+                for (var i = 0; i < count; i++)
+                {
+                    var piece = new Span<byte>((void*)localVecs[i].Base, (int)localVecs[i].Length);
+                    if (write) WriteThroughProcMem(pid, (ulong)remoteVecs[i].Base, piece);
+                    else ReadThroughProcMem(pid, (ulong)remoteVecs[i].Base, piece);
+                }
+            }
+        }
     }
 
-    public static void ReadThroughProcMem(int pid, ulong address, Span<byte> destination)
+    private static void ReadThroughProcMem(int pid, ulong address, Span<byte> destination)
     {
         var fd = open($"/proc/{pid}/mem", O_RDONLY | O_CLOEXEC, 0);
         if (fd == -1) throw new NativeException($"open /proc/{pid}/mem", ErrnoCheck.LastErrno);
@@ -71,7 +115,7 @@ public static unsafe class ProcessMemory
         WriteThroughProcMem(pid, address, source);
     }
 
-    public static void WriteThroughProcMem(int pid, ulong address, ReadOnlySpan<byte> source)
+    private static void WriteThroughProcMem(int pid, ulong address, ReadOnlySpan<byte> source)
     {
         var fd = open($"/proc/{pid}/mem", O_RDWR | O_CLOEXEC, 0);
         if (fd == -1) throw new NativeException($"open /proc/{pid}/mem", ErrnoCheck.LastErrno);

@@ -3,12 +3,78 @@ using static CrCheckpoint.Engine.Native.Interop;
 
 namespace CrCheckpoint.Engine.Tracing;
 
-/// <summary>One system call of a batch: number and six arguments.</summary>
-public readonly record struct RemoteCall(long Number, long A1 = 0, long A2 = 0, long A3 = 0, long A4 = 0, long A5 = 0, long A6 = 0);
+/// <summary>
+/// An argument of a remote call in a batch: a number, or a pointer to bytes that the core places in
+/// the scratch page beside the batch (<see cref="Bytes"/>), so that no caller lays the page out.
+/// </summary>
+public readonly struct RemoteArg
+{
+    internal readonly long Value;
+    internal readonly byte[]? Data;
+
+    private RemoteArg(long value, byte[]? data)
+    {
+        Value = value;
+        Data = data;
+    }
+
+    public static implicit operator RemoteArg(long value) => new(value, null);
+
+    /// <summary>
+    /// A pointer to <paramref name="offset"/> bytes into a copy of <paramref name="data"/>: every
+    /// argument naming the same array, in one batch, points into the same copy.
+    /// </summary>
+    public static RemoteArg Bytes(byte[] data, int offset = 0) => new(offset, data);
+}
+
+/// <summary>One system call: number and six arguments.</summary>
+public readonly record struct RemoteCall(long Number, RemoteArg A1 = default, RemoteArg A2 = default, RemoteArg A3 = default,
+    RemoteArg A4 = default, RemoteArg A5 = default, RemoteArg A6 = default)
+{
+    internal RemoteArg Arg(int index) => index switch { 0 => A1, 1 => A2, 2 => A3, 3 => A4, 4 => A5, _ => A6 };
+}
+
+/// <summary>
+/// System calls a thread makes one after the other in one trip (<see cref="Tracee.Run"/>). Each has
+/// a name for the message of its failure; a call added with <see cref="AddUnchecked"/> may fail.
+/// </summary>
+public sealed class RemoteBatch
+{
+    /// <summary>The most data one call of a batch may point to.</summary>
+    public const int MaxDataBytes = ScratchPage.Room / 2;
+
+    internal readonly record struct Entry(string Name, RemoteCall Call, bool Checked);
+
+    internal readonly List<Entry> Calls = [];
+
+    public int Count => Calls.Count;
+
+    public RemoteBatch Add(string name, RemoteCall call)
+    {
+        Calls.Add(new Entry(name, call, true));
+        return this;
+    }
+
+    /// <summary>A call whose result the caller reads itself (setfsuid answers the previous id; an mmap must land where asked).</summary>
+    public RemoteBatch AddUnchecked(string name, RemoteCall call)
+    {
+        Calls.Add(new Entry(name, call, false));
+        return this;
+    }
+
+    public RemoteBatch AddRange(RemoteBatch other)
+    {
+        Calls.AddRange(other.Calls);
+        return this;
+    }
+}
+
+/// <summary>A thread for <see cref="Tracee.CreateThreads"/>: the id it asks for (null: any), its clear_child_tid, and the calls it makes itself.</summary>
+public sealed record NewThread(int? Tid, ulong ClearChildTid, RemoteBatch Calls);
 
 /// <summary>
 /// Many system calls in one trip: a table of calls is written into the scratch page and a small
-/// loop placed beside it runs them one after the other inside the process, storing each result,
+/// loop placed at its end runs them one after the other inside the process, storing each result,
 /// then stops on an int3. A rebuild issues hundreds of mmap/pread/mprotect calls; one ptrace round
 /// trip each would cost more than the calls themselves. Used only in processes the engine is
 /// rebuilding, whose scratch page is executable.
@@ -39,50 +105,210 @@ public sealed unsafe partial class Tracee
     ];
 
     /// <summary>Bytes per entry of a batch table: number, six arguments, result.</summary>
-    public const int BatchEntry = 64;
-    private const int BatchCodeRoom = 128;
-    private bool _batchLoopWritten;
+    private const int Entry = 64;
 
-    /// <summary>The part of the scratch page that batch tables and their data may use (the loop sits after it).</summary>
-    public const int BatchRoom = ScratchSize - BatchCodeRoom;
-
-    public long[] RunBatch(IReadOnlyList<RemoteCall> calls)
+    /// <summary>
+    /// Runs every call of <paramref name="batch"/> in this thread, in as few trips as the scratch
+    /// page allows, and returns the raw results; a failed checked call then throws.
+    /// </summary>
+    public long[] Run(RemoteBatch batch)
     {
+        var calls = batch.Calls;
         var results = new long[calls.Count];
-        var perTrip = BatchRoom / BatchEntry - 1;
-        for (var first = 0; first < calls.Count; first += perTrip)
+        for (var first = 0; first < calls.Count;)
         {
-            var count = Math.Min(perTrip, calls.Count - first);
-            var table = EncodeBatch(calls.Skip(first).Take(count).ToList());
-            WriteScratch(table);
-            RunBatchAt(Scratch);
-            ReadScratch(table);
-            for (var i = 0; i < count; i++) results[first + i] = BatchResult(table, i);
+            var image = new BatchImage();
+            var count = 0;
+            while (first + count < calls.Count && image.TryAdd(calls[first + count], Page.Free - Entry * (count + 2) - image.DataBytes)) count++;
+            if (count == 0) throw new InvalidOperationException($"{calls[first].Name}: its data does not fit the scratch page");
+            var at = Page.Address + (ulong)Page.Top;
+            var bytes = image.Encode(calls, first, count, at, out var tableBytes);
+            ProcessMemory.Write(Pid, at, bytes);
+            RunTableAt(at);
+            ProcessMemory.Read(Pid, at, bytes.AsSpan(0, tableBytes));
+            for (var i = 0; i < count; i++) results[first + i] = ResultOf(bytes, 0, i);
+            first += count;
         }
+        for (var i = 0; i < calls.Count; i++)
+            if (calls[i].Checked && RemoteResult.Failed(results[i], out var errno))
+                throw new NativeException($"{calls[i].Name} in thread {Tid} of process {Pid}", (int)errno);
         return results;
     }
 
-    /// <summary>A batch table: each call in its entry, then the -1 that ends the table.</summary>
-    public static byte[] EncodeBatch(IReadOnlyList<RemoteCall> calls)
+    private const ulong CloneThread = 0x100 | 0x200 | 0x400 | 0x800 | 0x2000 | 0x10000 | 0x40000; // VM FS FILES SIGHAND PTRACE THREAD SYSVSEM
+    private const ulong CLONE_CHILD_CLEARTID = 0x00200000;
+    private const int CloneArgsSize = 88;
+
+    /// <summary>
+    /// Makes this thread (the leader of a process being rebuilt) run <paramref name="leaderCalls"/>
+    /// and then create <paramref name="threads"/>, in one trip of the leader and one of each new
+    /// thread: a clone3 per thread (with set_tid for the id it asks for, and CLONE_CHILD_CLEARTID for
+    /// its clear_child_tid); each new thread, traced by us from birth (CLONE_PTRACE, which unlike
+    /// PTRACE_O_TRACECLONE does not stop the leader at every clone), makes its own calls and stops.
+    /// None runs the program before its registers are replaced. More trips only when the scratch
+    /// page is full. Returns the new threads in order; on a failure every one made is killed and
+    /// reaped, and a failed clone3 is reported by <paramref name="cloneFailed"/> (index, errno).
+    /// </summary>
+    public List<Tracee> CreateThreads(RemoteBatch leaderCalls, IReadOnlyList<NewThread> threads, Func<int, Errno, Exception> cloneFailed)
     {
-        var table = new long[(calls.Count + 1) * 8];
-        for (var i = 0; i < calls.Count; i++)
+        var created = new List<Tracee>();
+        try
         {
-            var c = calls[i];
-            table[i * 8] = c.Number;
-            table[i * 8 + 1] = c.A1; table[i * 8 + 2] = c.A2; table[i * 8 + 3] = c.A3;
-            table[i * 8 + 4] = c.A4; table[i * 8 + 5] = c.A5; table[i * 8 + 6] = c.A6;
+            var own = leaderCalls.Calls;
+            var next = 0;
+            do
+            {
+                // The leader's table (its calls, a clone3 per thread, the end), its data, then one section per thread.
+                var leaderData = new BatchImage();
+                foreach (var c in own)
+                    if (!leaderData.TryAdd(c, int.MaxValue)) throw new InvalidOperationException($"{c.Name}: its data does not fit the scratch page");
+                var sections = new List<BatchImage>();
+                var used = leaderData.DataBytes + (own.Count + 1) * Entry;
+                while (next + sections.Count < threads.Count)
+                {
+                    var section = new BatchImage();
+                    foreach (var c in threads[next + sections.Count].Calls.Calls)
+                        if (!section.TryAdd(c, int.MaxValue)) throw new InvalidOperationException($"{c.Name}: its data does not fit the scratch page");
+                    var size = 96 + (section.Calls + 1) * Entry + section.DataBytes;
+                    if (used + size + Entry > Page.Free) break;
+                    sections.Add(section);
+                    used += size + Entry;
+                }
+                if (sections.Count == 0 && next < threads.Count) throw new InvalidOperationException("a new thread's calls do not fit the scratch page");
+
+                var at = Page.Address + (ulong)Page.Top;
+                var image = new byte[used];
+                var leaderTable = (own.Count + sections.Count + 1) * Entry;
+                var sectionAt = leaderTable + leaderData.DataBytes;
+                var clones = new List<RemoteBatch.Entry>();
+                for (var i = 0; i < sections.Count; i++)
+                {
+                    var thread = threads[next + i];
+                    var section = sections[i];
+                    var sectionAddress = at + (ulong)sectionAt;
+                    // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack,
+                    // stack_size, tls, set_tid, set_tid_size, cgroup. The stack stays 0: the batch
+                    // loop touches no stack, and the thread's own comes with its registers.
+                    var args = new ulong[11];
+                    args[0] = CloneThread | (thread.ClearChildTid != 0 ? CLONE_CHILD_CLEARTID : 0);
+                    args[2] = thread.ClearChildTid;
+                    if (thread.Tid is { } tid)
+                    {
+                        BitConverter.TryWriteBytes(image.AsSpan(sectionAt + CloneArgsSize, 4), tid);
+                        args[8] = sectionAddress + CloneArgsSize;
+                        args[9] = 1;
+                    }
+                    MemoryMarshal.AsBytes(args.AsSpan()).CopyTo(image.AsSpan(sectionAt));
+                    var table = section.Encode(thread.Calls.Calls, 0, section.Calls, sectionAddress + 96, out _);
+                    table.CopyTo(image.AsSpan(sectionAt + 96));
+                    clones.Add(new RemoteBatch.Entry("clone3", new RemoteCall(Syscalls.clone3, (long)sectionAddress, CloneArgsSize, (long)sectionAddress + 96), false));
+                    sectionAt += 96 + table.Length;
+                }
+                leaderData.Encode([.. own, .. clones], 0, own.Count + clones.Count, at, out _).CopyTo(image, 0);
+
+                ProcessMemory.Write(Pid, at, image);
+                RunTableAt(at);
+                ProcessMemory.Read(Pid, at, image.AsSpan(0, leaderTable));
+
+                Exception? failure = Failure(image, 0, own, $"thread {Tid} of process {Pid}");
+                var started = new List<Tracee>();
+                for (var i = 0; i < sections.Count; i++)
+                {
+                    var tid = ResultOf(image, 0, own.Count + i);
+                    if (tid > 0)
+                    {
+                        var thread = StartBatchThread((int)tid);
+                        created.Add(thread);
+                        started.Add(thread);
+                    }
+                    else failure ??= cloneFailed(next + i, (Errno)(int)-tid);
+                }
+                foreach (var thread in started) thread.WaitForBatchEnd();
+                if (failure is not null) throw failure;
+
+                var firstSection = leaderTable + leaderData.DataBytes;
+                ProcessMemory.Read(Pid, at + (ulong)firstSection, image.AsSpan(firstSection));
+                sectionAt = firstSection;
+                for (var i = 0; i < sections.Count; i++)
+                {
+                    var calls = threads[next + i].Calls.Calls;
+                    if (Failure(image, sectionAt + 96, calls, $"thread {created[next + i].Tid} of process {Pid}") is { } e) throw e;
+                    sectionAt += 96 + (sections[i].Calls + 1) * Entry + sections[i].DataBytes;
+                }
+                own = [];
+                next += sections.Count;
+            } while (next < threads.Count);
+            return created;
         }
-        table[calls.Count * 8] = -1;
-        return MemoryMarshal.AsBytes(table.AsSpan()).ToArray();
+        catch
+        {
+            foreach (var t in created) t.KillAndReap();
+            throw;
+        }
     }
 
-    /// <summary>The result the loop stored for entry <paramref name="index"/> of a table read back from the process.</summary>
-    public static long BatchResult(ReadOnlySpan<byte> table, int index) =>
-        BitConverter.ToInt64(table.Slice(index * BatchEntry + 56, 8));
+    private static Exception? Failure(byte[] image, int tableAt, List<RemoteBatch.Entry> calls, string who)
+    {
+        for (var i = 0; i < calls.Count; i++)
+            if (calls[i].Checked && RemoteResult.Failed(ResultOf(image, tableAt, i), out var errno))
+                return new NativeException($"{calls[i].Name} in {who}", (int)errno);
+        return null;
+    }
 
-    /// <summary>Runs the table already written at <paramref name="table"/> (in the scratch page) in this thread, to its end.</summary>
-    public void RunBatchAt(ulong table)
+    /// <summary>The result the loop stored for entry <paramref name="index"/> of the table at <paramref name="tableAt"/>.</summary>
+    private static long ResultOf(byte[] image, int tableAt, int index) =>
+        BitConverter.ToInt64(image, tableAt + index * Entry + 56);
+
+    /// <summary>
+    /// One table and the data its calls point to: the table, then each distinct array once, 8-byte
+    /// aligned. Addresses are only known when it is encoded at its place in the page.
+    /// </summary>
+    internal sealed class BatchImage
+    {
+        private readonly Dictionary<byte[], int> _placed = new(ReferenceEqualityComparer.Instance);
+        private readonly List<byte[]> _order = [];
+        public int DataBytes { get; private set; }
+        public int Calls { get; private set; }
+
+        public bool TryAdd(RemoteBatch.Entry call, int room)
+        {
+            var extra = 0;
+            for (var k = 0; k < 6; k++)
+                if (call.Call.Arg(k).Data is { } d && !_placed.ContainsKey(d)) extra += (d.Length + 7) & ~7;
+            if (extra > room) return false;
+            for (var k = 0; k < 6; k++)
+                if (call.Call.Arg(k).Data is { } d && !_placed.ContainsKey(d))
+                {
+                    _placed[d] = DataBytes;
+                    _order.Add(d);
+                    DataBytes += (d.Length + 7) & ~7;
+                }
+            Calls++;
+            return true;
+        }
+
+        /// <summary>The table of calls[first..first+count] (ended by -1) followed by the data, as it will lie at <paramref name="at"/>.</summary>
+        public byte[] Encode(List<RemoteBatch.Entry> calls, int first, int count, ulong at, out int tableBytes)
+        {
+            tableBytes = (count + 1) * Entry;
+            var bytes = new byte[tableBytes + DataBytes];
+            var table = MemoryMarshal.Cast<byte, long>(bytes.AsSpan(0, tableBytes));
+            var dataAt = (long)at + tableBytes;
+            for (var i = 0; i < count; i++)
+            {
+                var c = calls[first + i].Call;
+                table[i * 8] = c.Number;
+                for (var k = 0; k < 6; k++)
+                    table[i * 8 + 1 + k] = c.Arg(k).Data is { } d ? dataAt + _placed[d] + c.Arg(k).Value : c.Arg(k).Value;
+            }
+            table[count * 8] = -1;
+            foreach (var d in _order) d.CopyTo(bytes, tableBytes + _placed[d]);
+            return bytes;
+        }
+    }
+
+    /// <summary>Runs the table written at <paramref name="table"/> (in the scratch page) in this thread, to its end.</summary>
+    private void RunTableAt(ulong table)
     {
         var code = BatchLoopAddress();
         if (!_signalsBlocked)
@@ -101,31 +327,30 @@ public sealed unsafe partial class Tracee
     }
 
     /// <summary>
-    /// Takes over a thread that a clone3 entry of <paramref name="creator"/>'s batch created, and
-    /// lets it run its own table; <see cref="WaitForBatchEnd"/> waits until it has. It was born with
-    /// every signal blocked (the creator's mask during a batch) and shares the creator's scratch page.
+    /// Takes over a thread that a clone3 entry of this thread's batch created, and lets it run its
+    /// own table; <see cref="WaitForBatchEnd"/> waits until it has. It was born with every signal
+    /// blocked (the creator's mask during a batch) and shares the creator's scratch page.
     /// </summary>
-    public static Tracee StartBatchThread(Tracee creator, int tid)
+    private Tracee StartBatchThread(int tid)
     {
-        var thread = new Tracee(creator.Pid, tid) { _attached = true };
+        var thread = new Tracee(Pid, tid) { _attached = true };
         var status = thread.WaitForStop();
         if (status.PtraceEvent != PTRACE_EVENT_STOP)
             throw new InvalidOperationException($"new thread {tid} first stopped with {status}, expected its attach stop");
         // Its registers are the creator's but for rax and rip; they serve as the base for remote
         // calls until the thread's own are set, so reading them back would be a wasted round trip.
-        thread._original = creator._original;
-        thread._originalSigMask = creator._originalSigMask;
+        thread._original = _original;
+        thread._originalSigMask = _originalSigMask;
         thread._signalsBlocked = true;
-        thread.ShareRemoteStateOf(creator);
-        thread._batchLoopWritten = true;
+        thread.ShareRemoteStateOf(this);
         thread.Resume(PTRACE_CONT, 0);
         return thread;
     }
 
     /// <summary>Waits until this thread stops on the int3 that ends a batch, continuing it past ptrace events.</summary>
-    public void WaitForBatchEnd()
+    private void WaitForBatchEnd()
     {
-        var end = Scratch + BatchRoom + (ulong)BatchLoop.Length;
+        var end = Page.Address + ScratchPage.Room + (ulong)BatchLoop.Length;
         while (true)
         {
             var status = WaitForStop();
@@ -154,11 +379,11 @@ public sealed unsafe partial class Tracee
 
     private ulong BatchLoopAddress()
     {
-        var code = Scratch + BatchRoom;
-        if (!_batchLoopWritten)
+        var code = Page.Address + ScratchPage.Room;
+        if (!Page.LoopWritten)
         {
             ProcessMemory.Write(Pid, code, BatchLoop);
-            _batchLoopWritten = true;
+            Page.LoopWritten = true;
         }
         return code;
     }

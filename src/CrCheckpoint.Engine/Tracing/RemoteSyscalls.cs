@@ -16,16 +16,97 @@ namespace CrCheckpoint.Engine.Tracing;
 public sealed unsafe partial class Tracee
 {
     private ulong _syscallAddress;
-    private ulong _scratch;
-    private bool _scratchBorrowed;
+    private ScratchPage? _page;
     private bool _signalsBlocked;
 
-    public const int ScratchSize = 64 * 1024;
+    /// <summary>
+    /// Readies the thread for remote calls: finds a `syscall` instruction in its executable memory
+    /// (<paramref name="areas"/>, or its maps read now). The scratch page is mapped on first use.
+    /// </summary>
+    public void Prepare(IReadOnlyList<Proc.MemoryArea>? areas = null) =>
+        _syscallAddress = SyscallInstruction.Find(Pid, areas ?? Proc.ProcMaps.Read(Pid));
 
-    /// <summary>Chooses where remote calls execute: the address of a `0f 05` in the target's code.</summary>
-    public void UseSyscallInstructionAt(ulong address) => _syscallAddress = address;
+    /// <summary>
+    /// Readies a process about to be rebuilt: its scratch page is mapped executable (batches run from
+    /// it) at a free address that none of <paramref name="keepClear"/> (the areas the rebuild will
+    /// map, in this process or in any child forked from it) overlaps, with MAP_FIXED_NOREPLACE.
+    /// </summary>
+    public void PrepareForRebuild(IEnumerable<(ulong Start, ulong End)> keepClear)
+    {
+        var used = Proc.ProcMaps.Read(Pid).Select(a => (a.Start, a.End)).Concat(keepClear);
+        var address = State.Memory.AddressSpace.FindFree(used, ScratchPage.Size);
+        const long PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
+        var mapped = (ulong)CheckedSyscall("mmap (scratch)", Syscalls.mmap, (long)address, ScratchPage.Size, PROT_READ | PROT_WRITE | PROT_EXEC,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (mapped != address) throw new InvalidOperationException($"scratch page landed at 0x{mapped:x}, not 0x{address:x}");
+        _page = new ScratchPage(this, address, loopWritten: false);
+    }
 
-    /// <summary>Runs one system call in the thread and returns its raw result (negative errno on failure).</summary>
+    /// <summary>Where the scratch page lies, for a rebuild that unmaps everything else.</summary>
+    public (ulong Start, ulong End) ScratchArea => (Page.Address, Page.Address + ScratchPage.Size);
+
+    /// <summary>Frees room in the scratch page (see <see cref="Tracing.Scratch"/>) until disposed.</summary>
+    public Scratch Scratch() => new(Page);
+
+    internal ScratchPage Page => _page ??= new ScratchPage(this);
+
+    /// <summary>
+    /// Threads of one process share its memory: the others run their remote calls with the scratch
+    /// page and syscall instruction of <paramref name="owner"/>, which alone unmaps the page.
+    /// </summary>
+    internal void ShareRemoteStateOf(Tracee owner)
+    {
+        _page = owner.Page;
+        _syscallAddress = owner._syscallAddress;
+    }
+
+    /// <summary>
+    /// A remote mremap(MREMAP_FIXED) of a mapping; when remote calls run on a syscall instruction
+    /// inside it (the vDSO's), they follow it.
+    /// </summary>
+    public void Remap(ulong from, ulong length, ulong to)
+    {
+        const long MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
+        CheckedSyscall("mremap", Syscalls.mremap, (long)from, (long)length, (long)length, MREMAP_MAYMOVE | MREMAP_FIXED, (long)to);
+        if (_syscallAddress >= from && _syscallAddress < from + length) _syscallAddress = _syscallAddress - from + to;
+    }
+
+    private const ulong CLONE_PARENT = 0x00008000, SIGCHLD = 17;
+
+    /// <summary>
+    /// A new process forked by this one (a remote clone3, with set_tid when <paramref name="pid"/>
+    /// is given), traced from birth and frozen. A <paramref name="sibling"/> is this process's
+    /// sibling (CLONE_PARENT: from a stub, a child of the engine), starts with no scratch page, and
+    /// keeps PTRACE_O_TRACEFORK only: its threads will be made with CLONE_PTRACE
+    /// (<see cref="CreateThreads"/>), which stops no one. Any other child is a copy of this process,
+    /// scratch page included, which it owns. A pid in use is <see cref="NativeException"/> EEXIST.
+    /// </summary>
+    public Tracee ForkProcess(int? pid, bool sibling)
+    {
+        long created;
+        using (var scratch = Scratch())
+        {
+            // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
+            // tls, set_tid, set_tid_size, cgroup; the stack stays 0, for the new task never runs
+            // before its registers are replaced. exit_signal must be 0 with CLONE_PARENT.
+            var args = new ulong[11];
+            args[0] = sibling ? CLONE_PARENT : 0;
+            args[4] = sibling ? 0 : SIGCHLD;
+            if (pid is { } wanted)
+            {
+                args[8] = scratch.Struct(wanted).Address;
+                args[9] = 1;
+            }
+            created = CheckedSyscall("clone3 of a process", Syscalls.clone3, scratch.Bytes(MemoryMarshal.AsBytes(args.AsSpan())), args.Length * 8);
+        }
+        var child = Adopt((int)created, (int)created);
+        child._syscallAddress = _syscallAddress;
+        if (sibling) child.SetOptions(PTRACE_O_TRACEFORK | PTRACE_O_EXITKILL);
+        else child._page = new ScratchPage(child, Page.Address, Page.LoopWritten);
+        return child;
+    }
+
+    /// <summary>Runs one system call in the thread and returns its raw result (see <see cref="RemoteResult"/>).</summary>
     public long Syscall(long number, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
     {
         BeginSyscall(number, a1, a2, a3, a4, a5, a6);
@@ -120,78 +201,17 @@ public sealed unsafe partial class Tracee
     /// <summary>Like <see cref="Syscall"/> but a negative result becomes a <see cref="NativeException"/>.</summary>
     public long CheckedSyscall(string name, long number, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0, long a5 = 0, long a6 = 0)
     {
-        var r = Syscall(number, a1, a2, a3, a4, a5, a6);
-        if (r < 0 && r > -4096) throw new NativeException($"{name} in process {Pid}", (int)-r);
-        return r;
+        return RemoteResult.Check(Syscall(number, a1, a2, a3, a4, a5, a6), $"{name} in process {Pid}");
     }
-
-    /// <summary>A page in the target for the pointer arguments of remote calls, unmapped on release.</summary>
-    public ulong Scratch
-    {
-        get
-        {
-            if (_scratch != 0) return _scratch;
-            // Shared, so that the kernel never merges it into a private anonymous area of the
-            // process next to it: that area must read exactly as it was while it is saved.
-            const long PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_ANONYMOUS = 0x20;
-            _scratch = (ulong)CheckedSyscall("mmap (scratch)", Syscalls.mmap, 0, ScratchSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-            return _scratch;
-        }
-    }
-
-    /// <summary>Maps the scratch page at a chosen free address (MAP_FIXED_NOREPLACE), where a rebuild will not map over it.</summary>
-    public void MapScratchAt(ulong address)
-    {
-        // Executable too: a rebuild runs batches of calls from it (RemoteBatch).
-        const long PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_FIXED_NOREPLACE = 0x100000;
-        _scratch = (ulong)CheckedSyscall("mmap (scratch)", Syscalls.mmap, (long)address, ScratchSize, PROT_READ | PROT_WRITE | PROT_EXEC,
-            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-        if (_scratch != address) throw new InvalidOperationException($"scratch page landed at 0x{_scratch:x}, not 0x{address:x}");
-    }
-
-    /// <summary>A forked child has its own copy of its parent's scratch page, at the same address: it owns that copy.</summary>
-    public void OwnScratchCopyAt(ulong address)
-    {
-        _scratch = address;
-        _scratchBorrowed = false;
-    }
-
-    public ulong SyscallInstructionAddress => _syscallAddress;
-
-    /// <summary>
-    /// Threads of one process share its memory: the others run their remote calls with the scratch
-    /// page and syscall instruction of <paramref name="owner"/>, which alone unmaps the page.
-    /// </summary>
-    public void ShareRemoteStateOf(Tracee owner)
-    {
-        _scratch = owner.Scratch;
-        _scratchBorrowed = true;
-        _syscallAddress = owner._syscallAddress;
-    }
-
-    /// <summary>Copies a NUL-terminated string into the scratch page and returns its address in the target.</summary>
-    public long ScratchString(string value, int offset = 0)
-    {
-        var bytes = System.Text.Encoding.UTF8.GetBytes(value + "\0");
-        if (offset + bytes.Length > ScratchSize) throw new ArgumentException($"path too long for a remote call: {value}");
-        WriteScratch(bytes, offset);
-        return (long)Scratch + offset;
-    }
-
-    public void ReadScratch(Span<byte> destination, int offset = 0) =>
-        ProcessMemory.Read(Pid, _scratch + (ulong)offset, destination);
-
-    public void WriteScratch(ReadOnlySpan<byte> source, int offset = 0) =>
-        ProcessMemory.Write(Pid, _scratch + (ulong)offset, source);
 
     private void CleanUpRemoteState()
     {
-        if (_scratch != 0 && !_scratchBorrowed)
+        if (_page is { IsMapped: true } page && page.IsOwnedBy(this))
         {
-            Syscall(Syscalls.munmap, (long)_scratch, ScratchSize);
+            Syscall(Syscalls.munmap, (long)page.Address, ScratchPage.Size);
+            page.Unmapped();
         }
-        _scratch = 0;
+        _page = null;
         _signalsBlocked = false;
-        _batchLoopWritten = false;
     }
 }

@@ -7,11 +7,11 @@ namespace CrCheckpoint.Engine.Tracing;
 /// calls need no code poked into the target. The vDSO always has some (its fallback paths make real
 /// system calls); any other executable mapping will do otherwise.
 /// </summary>
-public static class SyscallInstruction
+internal static class SyscallInstruction
 {
     private static ReadOnlySpan<byte> SyscallBytes => [0x0f, 0x05];
 
-    public static ulong Find(int pid, IReadOnlyList<MemoryArea> areas)
+    internal static ulong Find(int pid, IReadOnlyList<MemoryArea> areas)
     {
         var candidates = areas.Where(a => a.Execute && a.Read)
             .OrderBy(a => a.Path == "[vdso]" ? 0 : 1);

@@ -32,9 +32,6 @@ public sealed unsafe partial class Tracee : IDisposable
     /// <summary>The blocked-signal mask as it was when the thread was frozen.</summary>
     public ulong OriginalSignalMask => _originalSigMask;
 
-    /// <summary>True when the thread was in a job-control stop (SIGSTOP, SIGTSTP...) when it was seized.</summary>
-    public bool WasGroupStopped => GroupStopSignal != 0;
-
     /// <summary>The signal of the job-control stop the thread was in when it was seized (SIGSTOP, SIGTSTP...), or 0.</summary>
     public int GroupStopSignal { get; private set; }
 
@@ -47,7 +44,7 @@ public sealed unsafe partial class Tracee : IDisposable
     /// for, so that their stops overlap instead of following one another. A thread that is gone,
     /// or exiting, by the time it is reached is left out of the result.
     /// </summary>
-    public static List<Tracee> SeizeAll(int pid, IEnumerable<int> tids, int options)
+    internal static List<Tracee> SeizeAll(int pid, IEnumerable<int> tids, int options)
     {
         var interrupted = new List<(Tracee? Tracee, int Tid)>();
         var held = new List<Tracee>();
@@ -59,7 +56,7 @@ public sealed unsafe partial class Tracee : IDisposable
                 {
                     var errno = ErrnoCheck.LastErrno;
                     // A thread born while its siblings were being frozen is attached to us already (TRACECLONE).
-                    if (errno == (int)Errno.EPERM && IsTracedByUs(tid)) interrupted.Add((null, tid));
+                    if (errno == (int)Errno.EPERM && IsTracedByUs(pid, tid)) interrupted.Add((null, tid));
                     // The kernel refuses to attach to a thread that is exiting: it is as good as gone.
                     else if (errno == (int)Errno.ESRCH || (errno == (int)Errno.EPERM && IsExiting(pid, tid))) continue;
                     else
@@ -170,24 +167,23 @@ public sealed unsafe partial class Tracee : IDisposable
     /// True when this very thread traces <paramref name="tid"/>: /proc shows the tracer's thread id,
     /// and only the thread that seized a tracee may drive it.
     /// </summary>
-    private static bool IsTracedByUs(int tid)
+    private static bool IsTracedByUs(int pid, int tid)
     {
-        var me = (int)Interop.syscall(Syscalls.gettid);
         try
         {
-            foreach (var line in File.ReadLines($"/proc/{tid}/status"))
-                if (line.StartsWith("TracerPid:", StringComparison.Ordinal))
-                    return int.Parse(line[10..].Trim()) == me;
+            return Proc.ProcStatus.Read(pid, tid).TracerPid == (int)Interop.syscall(Syscalls.gettid);
         }
-        catch (IOException) { }
-        return false;
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     /// <summary>
     /// Takes over a thread the kernel attached to us on its own (a clone of a tracee with
     /// PTRACE_O_TRACECLONE/TRACEFORK): waits for its first stop instead of seizing it.
     /// </summary>
-    public static Tracee Adopt(int pid, int tid)
+    internal static Tracee Adopt(int pid, int tid)
     {
         var tracee = new Tracee(pid, tid) { _attached = true };
         var status = tracee.WaitForStop();
@@ -198,7 +194,7 @@ public sealed unsafe partial class Tracee : IDisposable
         return tracee;
     }
 
-    public void SetOptions(int options)
+    internal void SetOptions(int options)
     {
         if (ptrace(PTRACE_SETOPTIONS, Tid, 0, options | PTRACE_O_TRACESYSGOOD) == -1)
             throw new NativeException($"ptrace(PTRACE_SETOPTIONS, {Tid})", ErrnoCheck.LastErrno);
@@ -235,7 +231,7 @@ public sealed unsafe partial class Tracee : IDisposable
     }
 
     /// <summary>Waits for this thread's next stop; exits and kills become <see cref="TraceeGoneException"/>.</summary>
-    public WaitStatus WaitForStop()
+    internal WaitStatus WaitForStop()
     {
         var polls = 0;
         while (true)
@@ -287,7 +283,7 @@ public sealed unsafe partial class Tracee : IDisposable
             throw new NativeException($"ptrace({request}, {Tid})", ErrnoCheck.LastErrno);
     }
 
-    public Registers GetRegisters()
+    internal Registers GetRegisters()
     {
         Registers regs;
         if (ptrace(PTRACE_GETREGS, Tid, 0, (nint)(&regs)) == -1)
@@ -295,7 +291,7 @@ public sealed unsafe partial class Tracee : IDisposable
         return regs;
     }
 
-    public void SetRegisters(in Registers regs)
+    internal void SetRegisters(in Registers regs)
     {
         fixed (Registers* p = &regs)
         {
@@ -335,7 +331,7 @@ public sealed unsafe partial class Tracee : IDisposable
         }
     }
 
-    public ulong GetSignalMask()
+    internal ulong GetSignalMask()
     {
         ulong mask;
         if (ptrace(PTRACE_GETSIGMASK, Tid, sizeof(ulong), (nint)(&mask)) == -1)
@@ -343,7 +339,7 @@ public sealed unsafe partial class Tracee : IDisposable
         return mask;
     }
 
-    public void SetSignalMask(ulong mask)
+    internal void SetSignalMask(ulong mask)
     {
         if (ptrace(PTRACE_SETSIGMASK, Tid, sizeof(ulong), (nint)(&mask)) == -1)
             throw new NativeException($"ptrace(PTRACE_SETSIGMASK, {Tid})", ErrnoCheck.LastErrno);
@@ -461,7 +457,7 @@ public sealed unsafe partial class Tracee : IDisposable
     }
 
     /// <summary>Detaches after a failure, putting back what can be put back and swallowing errors.</summary>
-    public void DetachQuietly()
+    internal void DetachQuietly()
     {
         if (!_attached) return;
         try { Release(); }
@@ -506,6 +502,53 @@ public sealed unsafe partial class Tracee : IDisposable
             ptrace(PTRACE_CONT, Tid, 0, 0);
         }
         _attached = false;
+    }
+
+    /// <summary>
+    /// Kills a child of the engine that was never traced (a stub that could not be seized) and
+    /// waits for its end, so that its pid is free.
+    /// </summary>
+    public static void KillAndReapChild(int pid)
+    {
+        Interop.kill(pid, Signals.SIGKILL);
+        int raw;
+        while (waitpid(pid, &raw, __WALL) == -1 && ErrnoCheck.LastErrno == (int)Errno.EINTR) { }
+    }
+
+    /// <summary>
+    /// Seccomp filter <paramref name="index"/> of the thread (0 is the newest) as BPF instructions,
+    /// or null with the errno the kernel refused it with: ENOENT past the oldest, EINVAL for a thread
+    /// without filters, EACCES without CAP_SYS_ADMIN.
+    /// </summary>
+    public byte[]? GetSeccompFilter(int index, out Errno error)
+    {
+        error = 0;
+        var count = ptrace(PTRACE_SECCOMP_GET_FILTER, Tid, index, 0);
+        if (count < 0)
+        {
+            error = (Errno)ErrnoCheck.LastErrno;
+            return null;
+        }
+        var program = new byte[count * 8];
+        fixed (byte* p = program)
+            if (ptrace(PTRACE_SECCOMP_GET_FILTER, Tid, index, (nint)p) != count)
+                throw new NativeException($"ptrace(PTRACE_SECCOMP_GET_FILTER, {Tid})", ErrnoCheck.LastErrno);
+        return program;
+    }
+
+    /// <summary>The flags filter <paramref name="index"/> was installed with (struct seccomp_metadata), or null with the errno.</summary>
+    public ulong? GetSeccompFilterFlags(int index, out Errno error)
+    {
+        error = 0;
+        var metadata = stackalloc ulong[2];
+        metadata[0] = (ulong)index;
+        metadata[1] = 0;
+        if (ptrace(PTRACE_SECCOMP_GET_METADATA, Tid, 16, (nint)metadata) < 0)
+        {
+            error = (Errno)ErrnoCheck.LastErrno;
+            return null;
+        }
+        return metadata[1];
     }
 
     public void Dispose() => DetachQuietly();

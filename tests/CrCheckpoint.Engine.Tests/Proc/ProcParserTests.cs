@@ -80,6 +80,15 @@ public class ProcParserTests
     }
 
     [Fact]
+    public void StatusTracerPid()
+    {
+        // What the tracing core reads to tell a thread the kernel attached to this tracer on its own.
+        var traced = ProcStatus.Parse("Name:\tsleep\nState:\tt (tracing stop)\nTgid:\t4242\nPid:\t4243\nPPid:\t1\nTracerPid:\t31337\nUid:\t0\t0\t0\t0\n");
+        Assert.Equal(31337, traced.TracerPid);
+        Assert.Equal(0, ProcStatus.Parse("Name:\tsleep\nTracerPid:\t0\n").TracerPid);
+    }
+
+    [Fact]
     public void StatWithSpacesAndParenthesesInTheName()
     {
         var fields = string.Join(' ', Enumerable.Range(0, 50).Select(i => (i + 3).ToString()));

@@ -48,8 +48,7 @@ public static class CredentialsState
     /// <summary>The main thread's credentials; securebits are known only to a call the thread makes.</summary>
     public static CredentialsRecord Capture(Tracee leader, Proc.ProcStatus status)
     {
-        var bits = leader.Syscall(Syscalls.prctl, PR_GET_SECUREBITS);
-        if (bits < 0) throw new NativeException($"prctl(PR_GET_SECUREBITS) in process {leader.Pid}", (int)-bits);
+        var bits = leader.CheckedSyscall("prctl(PR_GET_SECUREBITS)", Syscalls.prctl, PR_GET_SECUREBITS);
         return FromStatus(status, (int)bits);
     }
 
@@ -58,7 +57,7 @@ public static class CredentialsState
     {
         var results = Tracee.SyscallInEach(threads.Select(t => (t, Syscalls.prctl, (long)PR_GET_SECUREBITS, 0L, 0L, 0L)).ToList());
         for (var i = 0; i < results.Length; i++)
-            if (results[i] < 0) throw new NativeException($"prctl(PR_GET_SECUREBITS) in thread {threads[i].Tid}", (int)-results[i]);
+            RemoteResult.Check(results[i], $"prctl(PR_GET_SECUREBITS) in thread {threads[i].Tid}");
         return results;
     }
 
@@ -78,14 +77,13 @@ public static class CredentialsState
     /// the parent-death signal, the dumpable flag).
     /// </summary>
     public static void Restore(IReadOnlyList<(Tracee Tracee, ThreadRecord Record)> threads, ProcessRecord process,
-        Func<ThreadRecord, bool, List<(string Name, RemoteCall Call)>> after, MessageLog log)
+        Func<ThreadRecord, bool, RemoteBatch> after, MessageLog log)
     {
         if (threads.Count == 0) return;
         var leader = threads[0].Tracee;
         // What the rebuilt process holds now: the stub's, inherited from the engine (execve clears KEEP_CAPS).
         var current = FromStatus(Proc.ProcStatus.Read(leader.Pid),
             (int)(Interop.syscall(Syscalls.prctl, PR_GET_SECUREBITS) & ~SECBIT_KEEP_CAPS));
-        const int DataAt = Tracee.BatchRoom / 2, GroupsAt = DataAt + 64;
         var changed = 0;
         // The main thread last: its calls end with the dumpable flag, which belongs to the whole
         // address space and which any thread's change of ids resets.
@@ -93,47 +91,41 @@ public static class CredentialsState
         {
             var saved = record.Credentials ?? process.Credentials;
             var isLeader = tracee == leader;
-            var calls = new List<(string Name, RemoteCall Call, bool Checked)>();
+            var calls = new RemoteBatch();
             if (saved.Uids.Length >= 4 && saved.Gids.Length >= 4 && !saved.SameAs(current))
             {
                 CheckHeld(process.Pid, record.Tid, saved, current);
-                if ((GroupsAt + saved.Groups.Length * 4) > Tracee.BatchRoom)
+                if (64 + saved.Groups.Length * 4 > RemoteBatch.MaxDataBytes)
                     throw new RestartException(RestartFailure.Unsupported,
                         $"process {process.Pid}: thread {record.Tid} has {saved.Groups.Length} supplementary groups, more than a restart can give back.");
                 var data = new byte[64 + saved.Groups.Length * 4];
                 WriteCapabilities(data.AsSpan(0, 32), current.CapEffective, current.CapPermitted, current.CapInheritable | saved.CapInheritable);
                 WriteCapabilities(data.AsSpan(32, 32), saved.CapEffective, saved.CapPermitted, saved.CapInheritable);
                 for (var i = 0; i < saved.Groups.Length; i++) BitConverter.TryWriteBytes(data.AsSpan(64 + i * 4), saved.Groups[i]);
-                tracee.WriteScratch(data, DataAt);
-                var at = (long)tracee.Scratch + DataAt;
 
-                calls.Add(("prctl(PR_SET_SECUREBITS, NO_SETUID_FIXUP)", new RemoteCall(Syscalls.prctl, PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP), true));
+                calls.Add("prctl(PR_SET_SECUREBITS, NO_SETUID_FIXUP)", new RemoteCall(Syscalls.prctl, PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP));
                 if ((saved.CapInheritable & ~current.CapInheritable) != 0)
-                    calls.Add(("capset (inheritable)", new RemoteCall(SYS_capset, at, at + 8), true));
+                    calls.Add("capset (inheritable)", new RemoteCall(SYS_capset, RemoteArg.Bytes(data), RemoteArg.Bytes(data, 8)));
                 if (saved.CapAmbient != current.CapAmbient)
                 {
-                    calls.Add(("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", new RemoteCall(Syscalls.prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL), true));
+                    calls.Add("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", new RemoteCall(Syscalls.prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL));
                     foreach (var cap in Bits(saved.CapAmbient))
-                        calls.Add(($"prctl(PR_CAP_AMBIENT_RAISE, {CapName(cap)})", new RemoteCall(Syscalls.prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap), true));
+                        calls.Add($"prctl(PR_CAP_AMBIENT_RAISE, {CapName(cap)})", new RemoteCall(Syscalls.prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap));
                 }
                 foreach (var cap in Bits(current.CapBounding & ~saved.CapBounding))
-                    calls.Add(($"prctl(PR_CAPBSET_DROP, {CapName(cap)})", new RemoteCall(Syscalls.prctl, PR_CAPBSET_DROP, cap), true));
-                calls.Add(("setgroups", new RemoteCall(Syscalls.setgroups, saved.Groups.Length, at + 64), true));
-                calls.Add(("setresgid", new RemoteCall(Syscalls.setresgid, saved.Gids[0], saved.Gids[1], saved.Gids[2]), true));
-                calls.Add(("setresuid", new RemoteCall(Syscalls.setresuid, saved.Uids[0], saved.Uids[1], saved.Uids[2]), true));
+                    calls.Add($"prctl(PR_CAPBSET_DROP, {CapName(cap)})", new RemoteCall(Syscalls.prctl, PR_CAPBSET_DROP, cap));
+                calls.Add("setgroups", new RemoteCall(Syscalls.setgroups, saved.Groups.Length, RemoteArg.Bytes(data, 64)));
+                calls.Add("setresgid", new RemoteCall(Syscalls.setresgid, saved.Gids[0], saved.Gids[1], saved.Gids[2]));
+                calls.Add("setresuid", new RemoteCall(Syscalls.setresuid, saved.Uids[0], saved.Uids[1], saved.Uids[2]));
                 // Both answer the previous id, never an error: the read-back checks them.
-                calls.Add(("setfsgid", new RemoteCall(SYS_setfsgid, saved.Gids[3]), false));
-                calls.Add(("setfsuid", new RemoteCall(SYS_setfsuid, saved.Uids[3]), false));
-                calls.Add(("prctl(PR_SET_SECUREBITS)", new RemoteCall(Syscalls.prctl, PR_SET_SECUREBITS, saved.Securebits), true));
-                calls.Add(("capset", new RemoteCall(SYS_capset, at + 32, at + 40), true));
+                calls.AddUnchecked("setfsgid", new RemoteCall(SYS_setfsgid, saved.Gids[3]));
+                calls.AddUnchecked("setfsuid", new RemoteCall(SYS_setfsuid, saved.Uids[3]));
+                calls.Add("prctl(PR_SET_SECUREBITS)", new RemoteCall(Syscalls.prctl, PR_SET_SECUREBITS, saved.Securebits));
+                calls.Add("capset", new RemoteCall(SYS_capset, RemoteArg.Bytes(data, 32), RemoteArg.Bytes(data, 40)));
                 changed++;
             }
-            calls.AddRange(after(record, isLeader).Select(c => (c.Name, c.Call, true)));
-            if (calls.Count == 0) continue;
-            var results = tracee.RunBatch(calls.Select(c => c.Call).ToList());
-            for (var i = 0; i < results.Length; i++)
-                if (calls[i].Checked && results[i] < 0 && results[i] > -4096)
-                    throw new NativeException($"{calls[i].Name} in thread {tracee.Tid} of restarted process {tracee.Pid}", (int)-results[i]);
+            calls.AddRange(after(record, isLeader));
+            if (calls.Count > 0) tracee.Run(calls);
         }
         if (changed > 0)
         {

@@ -127,24 +127,23 @@ public static unsafe class DescriptionState
                 long r;
                 if (l.Kind == "posix")
                 {
-                    var args = Args(l);
-                    tracee.WriteScratch(new ReadOnlySpan<byte>(&args, sizeof(FileLockArgs)));
-                    r = tracee.Syscall(Syscalls.fcntl, d.Fd, F_SETLK, (long)tracee.Scratch);
+                    using var scratch = tracee.Scratch();
+                    r = tracee.Syscall(Syscalls.fcntl, d.Fd, F_SETLK, scratch.Struct(Args(l)));
                 }
                 // The description owns a flock lock, but fdinfo names the process that took it.
                 else if (l.Kind == "flock" && firstHolder(d))
                     r = tracee.Syscall(Syscalls.flock, d.Fd, (l.Type == "write" ? LOCK_EX : LOCK_SH) | LOCK_NB);
                 else continue;
-                if (r < 0) throw Locked(d, l, (int)-r);
+                if (RemoteResult.Failed(r, out var errno)) throw Locked(d, l, (int)errno);
             }
         foreach (var d in descriptors.Where(d => (d.Flags & O_ASYNC) != 0 && firstHolder(d)))
             tracee.CheckedSyscall($"fcntl(F_SETFL, O_ASYNC) of descriptor {d.Fd}", Syscalls.fcntl, d.Fd, F_SETFL, d.Flags & SettableStatusFlags);
         foreach (var d in descriptors.Where(d => d.Lease is not null && firstHolder(d)))
         {
             var r = tracee.Syscall(Syscalls.fcntl, d.Fd, F_SETLEASE, d.Lease == "write" ? F_WRLCK : F_RDLCK);
-            if (r < 0)
+            if (RemoteResult.Failed(r, out var errno))
                 throw new RestartException(RestartFailure.FileInUse,
-                    $"cannot take the {d.Lease} lease of descriptor {d.Fd} ({d.Path}) again: {Marshal.GetPInvokeErrorMessage((int)-r)}; another process has the file open in a way the lease forbids.", d.Path);
+                    $"cannot take the {d.Lease} lease of descriptor {d.Fd} ({d.Path}) again: {Marshal.GetPInvokeErrorMessage((int)errno)}; another process has the file open in a way the lease forbids.", d.Path);
         }
     }
 

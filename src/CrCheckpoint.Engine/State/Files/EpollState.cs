@@ -55,7 +55,7 @@ public static partial class EpollState
     /// </summary>
     public static void AddWatches(Tracee tracee, ProcessImage process, HashSet<string> filled)
     {
-        const int EventSize = 12, EventsAt = Tracee.BatchRoom / 2, PerTrip = 500;
+        const int EventSize = 12, PerTrip = 500;
         var calls = new List<(int EpollFd, EpollWatchRecord Watch)>();
         foreach (var d in process.Files.Descriptors.Where(d => d.Kind == FileDescriptorKind.Epoll && d.Epoll is not null))
         {
@@ -72,12 +72,11 @@ public static partial class EpollState
                 BitConverter.TryWriteBytes(buffer.AsSpan(i * EventSize, 4), trip[i].Watch.Events);
                 BitConverter.TryWriteBytes(buffer.AsSpan(i * EventSize + 4, 8), trip[i].Watch.Data);
             }
-            tracee.WriteScratch(buffer, EventsAt);
-            var results = tracee.RunBatch(trip.Select((c, i) => new RemoteCall(Syscalls.epoll_ctl, c.EpollFd, EPOLL_CTL_ADD, c.Watch.Fd,
-                (long)tracee.Scratch + EventsAt + i * EventSize)).ToList());
-            for (var i = 0; i < results.Length; i++)
-                if (results[i] < 0)
-                    throw new NativeException($"epoll_ctl(ADD) of descriptor {trip[i].Watch.Fd} to epoll {trip[i].EpollFd} in process {tracee.Pid}", (int)-results[i]);
+            var batch = new RemoteBatch();
+            for (var i = 0; i < trip.Count; i++)
+                batch.Add($"epoll_ctl(ADD) of descriptor {trip[i].Watch.Fd} to epoll {trip[i].EpollFd}",
+                    new RemoteCall(Syscalls.epoll_ctl, trip[i].EpollFd, EPOLL_CTL_ADD, trip[i].Watch.Fd, RemoteArg.Bytes(buffer, i * EventSize)));
+            tracee.Run(batch);
         }
     }
 }

@@ -63,23 +63,23 @@ public static class AreaFlagsState
     /// The calls that give an area its guard pages, advice, locks and seal, in that order: guards
     /// cannot go into locked memory, and a sealed area accepts no more changes.
     /// </summary>
-    public static List<(MemoryAreaRecord Area, string What, RemoteCall Call)> Calls(IEnumerable<MemoryAreaRecord> areas)
+    public static RemoteBatch Calls(IEnumerable<MemoryAreaRecord> areas)
     {
-        var calls = new List<(MemoryAreaRecord, string, RemoteCall)>();
-        var seals = new List<(MemoryAreaRecord, string, RemoteCall)>();
+        var calls = new RemoteBatch();
+        var seals = new RemoteBatch();
         foreach (var area in areas)
         {
             var length = (long)(area.End - area.Start);
             foreach (var run in area.GuardPages ?? [])
-                calls.Add((area, "MADV_GUARD_INSTALL", new RemoteCall(Syscalls.madvise, (long)area.Start + run[0] * 4096, run[1] * 4096, MADV_GUARD_INSTALL)));
+                calls.Add(What("MADV_GUARD_INSTALL", area), new RemoteCall(Syscalls.madvise, (long)area.Start + run[0] * 4096, run[1] * 4096, MADV_GUARD_INSTALL));
             if (area.VmFlags is not { } flags) continue;
             foreach (var (flag, advice) in Advice)
                 if (flags.Contains(flag))
-                    calls.Add((area, $"madvise '{flag}'", new RemoteCall(Syscalls.madvise, (long)area.Start, length, advice)));
+                    calls.Add(What($"madvise '{flag}'", area), new RemoteCall(Syscalls.madvise, (long)area.Start, length, advice));
             if (flags.Contains("lo"))
-                calls.Add((area, "mlock", new RemoteCall(SYS_mlock2, (long)area.Start, length, flags.Contains("lf") ? MLOCK_ONFAULT : 0)));
+                calls.Add(What("mlock", area), new RemoteCall(SYS_mlock2, (long)area.Start, length, flags.Contains("lf") ? MLOCK_ONFAULT : 0));
             if (flags.Contains("sl"))
-                seals.Add((area, "mseal", new RemoteCall(SYS_mseal, (long)area.Start, length, 0)));
+                seals.Add(What("mseal", area), new RemoteCall(SYS_mseal, (long)area.Start, length, 0));
         }
         calls.AddRange(seals);
         return calls;
@@ -90,11 +90,10 @@ public static class AreaFlagsState
     {
         var calls = Calls(areas);
         if (calls.Count == 0) return;
-        var results = tracee.RunBatch(calls.Select(c => c.Call).ToList());
-        for (var i = 0; i < results.Length; i++)
-            if (results[i] < 0)
-                throw new NativeException($"{calls[i].What} of 0x{calls[i].Area.Start:x}-0x{calls[i].Area.End:x} ({Describe(calls[i].Area.Path)}) in process {tracee.Pid}", (int)-results[i]);
+        tracee.Run(calls);
     }
+
+    private static string What(string call, MemoryAreaRecord area) => $"{call} of 0x{area.Start:x}-0x{area.End:x} ({Describe(area.Path)})";
 
     /// <summary>
     /// Each saved area is where it was with its protection, its kept flags and its guard pages:

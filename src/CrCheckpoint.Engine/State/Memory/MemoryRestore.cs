@@ -12,13 +12,12 @@ namespace CrCheckpoint.Engine.State.Memory;
 /// are moved to where they were, everything of the stub is unmapped, and each saved area is mapped
 /// again. Large runs of saved pages are read straight from the context file by the process itself
 /// (a remote pread64 per run, one copy done by the kernel); small scattered pages are written by the
-/// engine (process_vm_writev), where one remote call per page would cost more than the copy.
+/// engine (ProcessMemory.WriteRanges), where one remote call per page would cost more than the copy.
 /// </summary>
 public static class MemoryRestore
 {
     private const long PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
     private const long MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20, MAP_GROWSDOWN = 0x100;
-    private const long MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
     private const long MaxReadChunk = 0x7fff_f000;
 
     private static readonly MemoryAreaKind[] KernelKinds = [MemoryAreaKind.Vvar, MemoryAreaKind.VvarVclock, MemoryAreaKind.Vdso];
@@ -90,10 +89,8 @@ public static class MemoryRestore
     private static void Move(Tracee tracee, ulong from, ulong length, ulong to)
     {
         if (from == to) return;
-        var syscallAt = tracee.SyscallInstructionAddress;
-        tracee.CheckedSyscall("mremap (kernel mapping)", Syscalls.mremap, (long)from, (long)length, (long)length, MREMAP_MAYMOVE | MREMAP_FIXED, (long)to);
-        // Remote calls run on a syscall instruction inside the vDSO: it moves with it.
-        if (syscallAt >= from && syscallAt < from + length) tracee.UseSyscallInstructionAt(syscallAt - from + to);
+        // Remote calls run on a syscall instruction inside the vDSO: the core follows it.
+        tracee.Remap(from, length, to);
     }
 
     /// <summary>Unmaps every range of user space except the given ones (the kernel mappings and the scratch page).</summary>
@@ -198,20 +195,21 @@ public static class MemoryRestore
             }
 
             // Every mapping in one trip, then the pages, then the final protections in another.
-            var placed = tracee.RunBatch(mappings.Select(m => m.Call).ToList());
+            var batch = new RemoteBatch();
+            foreach (var m in mappings) batch.AddUnchecked("mmap", m.Call);
+            var placed = tracee.Run(batch);
             for (var i = 0; i < placed.Length; i++)
             {
                 var area = mappings[i].Area;
-                if (placed[i] < 0 && placed[i] > -4096)
-                    throw new NativeException($"mmap of {area.Path} at 0x{area.Start:x} in process {tracee.Pid}", (int)-placed[i]);
+                RemoteResult.Check(placed[i], $"mmap of {area.Path} at 0x{area.Start:x} in process {tracee.Pid}");
                 if ((ulong)placed[i] != area.Start) throw new InvalidOperationException($"mmap placed 0x{area.Start:x} at 0x{placed[i]:x}");
             }
             foreach (var (area, pages) in fills.Where(f => f.Pages.DataLength > SmallPages)) bytes += FillPages(tracee, area, pages, contextFd);
             bytes += CopySmallPages(tracee, fills.Where(f => f.Pages.DataLength <= SmallPages).ToList());
-            var protections = tracee.RunBatch(toProtect
-                .Select(a => new RemoteCall(Syscalls.mprotect, (long)a.Start, (long)(a.End - a.Start), Protection(a.Protection))).ToList());
-            for (var i = 0; i < protections.Length; i++)
-                if (protections[i] < 0) throw new NativeException($"mprotect of 0x{toProtect[i].Start:x} in process {tracee.Pid}", (int)-protections[i]);
+            var protections = new RemoteBatch();
+            foreach (var a in toProtect)
+                protections.Add($"mprotect of 0x{a.Start:x}", new RemoteCall(Syscalls.mprotect, (long)a.Start, (long)(a.End - a.Start), Protection(a.Protection)));
+            tracee.Run(protections);
             AreaFlagsState.Restore(tracee, mappings.Select(m => m.Area));
         }
         finally
@@ -248,7 +246,7 @@ public static class MemoryRestore
     /// <summary>
     /// Small page records are cheaper to copy from the engine than to have the process read them (a
     /// remote call per run): a process has many small areas, thread stacks above all. They are read
-    /// from the context file and written with as few process_vm_writev calls as there are 1024 runs.
+    /// from the context file and written by the engine, 1024 runs a call (ProcessMemory.WriteRanges).
     /// </summary>
     private static unsafe long CopySmallPages(Tracee tracee, List<(MemoryAreaRecord Area, PagesImage Pages)> small)
     {
@@ -301,22 +299,12 @@ public static class MemoryRestore
                     first = last + 1;
                 }
             }
-            var local = stackalloc IoVec[MaxIovecs];
-            var remote = stackalloc IoVec[MaxIovecs];
+            var remote = ranges.Select(r => (r.Remote, r.Length)).ToArray();
             for (var first = 0; first < ranges.Count; first += MaxIovecs)
             {
                 var count = Math.Min(MaxIovecs, ranges.Count - first);
-                long bytes = 0;
-                for (var i = 0; i < count; i++)
-                {
-                    var (address, offset, length) = ranges[first + i];
-                    local[i] = new IoVec { Base = (nint)(data + offset), Length = (nuint)length };
-                    remote[i] = new IoVec { Base = (nint)address, Length = (nuint)length };
-                    bytes += length;
-                }
-                if (process_vm_writev(tracee.Pid, local, (nuint)count, remote, (nuint)count, 0) == bytes) continue;
-                for (var i = 0; i < count; i++)
-                    ProcessMemory.WriteThroughProcMem(tracee.Pid, (ulong)remote[i].Base, new ReadOnlySpan<byte>((void*)local[i].Base, (int)local[i].Length));
+                var bytes = ranges.Skip(first).Take(count).Sum(r => (long)r.Length);
+                ProcessMemory.WriteRanges(tracee.Pid, remote.AsSpan(first, count), new ReadOnlySpan<byte>(data + ranges[first].Local, (int)bytes));
             }
         }
         finally
@@ -333,8 +321,9 @@ public static class MemoryRestore
         if (cache.TryGetValue(key, out var fd)) return fd;
         var name = StripDeleted(area.Path);
         name = name.StartsWith("/memfd:", StringComparison.Ordinal) ? name[7..] : Path.GetFileName(name);
-        fd = tracee.CheckedSyscall($"memfd_create for the empty {area.Path}", Syscalls.memfd_create,
-            tracee.ScratchString(name.Length > 240 ? name[..240] : name), MFD_CLOEXEC);
+        using (var scratch = tracee.Scratch())
+            fd = tracee.CheckedSyscall($"memfd_create for the empty {area.Path}", Syscalls.memfd_create,
+                scratch.String(name.Length > 240 ? name[..240] : name), MFD_CLOEXEC);
         cache[key] = fd;
         return fd;
     }
@@ -346,8 +335,9 @@ public static class MemoryRestore
     private static long ReadOnlyCopy(Tracee tracee, Dictionary<(string, bool), long> cache, string key, long fd)
     {
         if (cache.TryGetValue((key, false), out var readOnly)) return readOnly;
-        readOnly = tracee.CheckedSyscall($"read-only reopen of the shared memory {key}", Syscalls.openat, AT_FDCWD,
-            tracee.ScratchString($"/proc/self/fd/{fd}"), O_RDONLY | O_CLOEXEC, 0);
+        using (var scratch = tracee.Scratch())
+            readOnly = tracee.CheckedSyscall($"read-only reopen of the shared memory {key}", Syscalls.openat, AT_FDCWD,
+                scratch.String($"/proc/self/fd/{fd}"), O_RDONLY | O_CLOEXEC, 0);
         cache[(key, false)] = readOnly;
         return readOnly;
     }
@@ -358,9 +348,10 @@ public static class MemoryRestore
     {
         if (cache.TryGetValue((path, writable), out var fd)) return fd;
         var flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-        fd = tracee.Syscall(Syscalls.openat, AT_FDCWD, tracee.ScratchString(path), flags, 0);
-        if (fd < 0)
-            throw new RestartException(RestartFailure.FileMissing, $"cannot open {path} in the restarted process: {Marshal.GetPInvokeErrorMessage((int)-fd)}.", path);
+        using (var scratch = tracee.Scratch())
+            fd = tracee.Syscall(Syscalls.openat, AT_FDCWD, scratch.String(path), flags, 0);
+        if (RemoteResult.Failed(fd, out var errno))
+            throw new RestartException(RestartFailure.FileMissing, $"cannot open {path} in the restarted process: {Marshal.GetPInvokeErrorMessage((int)errno)}.", path);
         cache[(path, writable)] = fd;
         return fd;
     }

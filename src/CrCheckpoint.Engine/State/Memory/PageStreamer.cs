@@ -92,22 +92,8 @@ public sealed unsafe class PageStreamer : IDisposable
         Task.Factory.StartNew(() => Fill(pid, readable, buffer, chunk), CancellationToken.None,
             TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
 
-    private static void Fill(int pid, bool readable, Buffer buffer, Chunk chunk)
-    {
-        var at = 0;
-        for (var i = 0; i < chunk.Ranges.Count; i++)
-        {
-            buffer.Remote[i] = new IoVec { Base = (nint)chunk.Ranges[i].Address, Length = (nuint)chunk.Ranges[i].Length };
-            buffer.Local[i] = new IoVec { Base = (nint)(buffer.Data + at), Length = (nuint)chunk.Ranges[i].Length };
-            at += chunk.Ranges[i].Length;
-        }
-        long got = readable ? ProcessMemory.ReadV(pid, buffer.Local, chunk.Ranges.Count, buffer.Remote, chunk.Ranges.Count) : -1;
-        if (got == chunk.Bytes) return;
-        // Pages the target cannot read itself (PROT_NONE, guard areas written earlier): /proc/PID/mem.
-        for (var i = 0; i < chunk.Ranges.Count; i++)
-            ProcessMemory.ReadThroughProcMem(pid, chunk.Ranges[i].Address,
-                new Span<byte>((void*)buffer.Local[i].Base, chunk.Ranges[i].Length));
-    }
+    private static void Fill(int pid, bool readable, Buffer buffer, Chunk chunk) =>
+        ProcessMemory.ReadRanges(pid, CollectionsMarshal.AsSpan(chunk.Ranges), new Span<byte>(buffer.Data, chunk.Bytes), direct: readable);
 
     public void Dispose()
     {
@@ -117,8 +103,6 @@ public sealed unsafe class PageStreamer : IDisposable
     private sealed class Buffer : IDisposable
     {
         public readonly byte* Data = MapPopulated();
-        public readonly IoVec* Local = (IoVec*)NativeMemory.Alloc((nuint)(MaxIovecs * sizeof(IoVec)));
-        public readonly IoVec* Remote = (IoVec*)NativeMemory.Alloc((nuint)(MaxIovecs * sizeof(IoVec)));
 
         /// <summary>Huge pages where the system allows them: four faults to fill a buffer instead of two thousand.</summary>
         private static byte* MapPopulated()
@@ -135,8 +119,6 @@ public sealed unsafe class PageStreamer : IDisposable
         public void Dispose()
         {
             Interop.syscall(Syscalls.munmap, (long)Data, BufferBytes);
-            NativeMemory.Free(Local);
-            NativeMemory.Free(Remote);
         }
     }
 }

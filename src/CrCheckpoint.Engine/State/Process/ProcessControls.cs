@@ -24,31 +24,33 @@ public static class ProcessControls
             if (ReadLoginUid($"/proc/{pid}/task/{t.Tid}/loginuid") is var own && own != loginUid)
                 throw new UnsupportedStateException(pid,
                     $"thread {t.Tid} has audit loginuid {own} and the main thread {loginUid}; threads with different loginuids cannot be restored");
-        var thp = leader.Syscall(Syscalls.prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0);
-        if (thp < 0) throw new NativeException($"prctl(PR_GET_THP_DISABLE) in process {pid}", (int)-thp);
-        var reaper = leader.Syscall(Syscalls.prctl, PR_GET_CHILD_SUBREAPER, (long)leader.Scratch);
-        if (reaper < 0) throw new NativeException($"prctl(PR_GET_CHILD_SUBREAPER) in process {pid}", (int)-reaper);
-        var flag = new byte[4];
-        leader.ReadScratch(flag);
+        var thp = leader.CheckedSyscall("prctl(PR_GET_THP_DISABLE)", Syscalls.prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0);
+        int subreaper;
+        using (var scratch = leader.Scratch())
+        {
+            var flag = scratch.Buffer(4);
+            leader.CheckedSyscall("prctl(PR_GET_CHILD_SUBREAPER)", Syscalls.prctl, PR_GET_CHILD_SUBREAPER, flag);
+            subreaper = flag.Read<int>();
+        }
         return new ProcessControlsRecord
         {
             OomScoreAdj = ReadOomScoreAdj(pid),
             LoginUid = loginUid,
             ThpDisable = (int)thp,
-            ChildSubreaper = BitConverter.ToInt32(flag) != 0,
+            ChildSubreaper = subreaper != 0,
         };
     }
 
-    /// <summary>Each thread's parent-death signal (0: none), all threads at once, into slots of the shared scratch page.</summary>
+    /// <summary>Each thread's parent-death signal (0: none), all threads at once, each into its own int of the shared scratch page.</summary>
     public static int[] ParentDeathSignalsOfEach(IReadOnlyList<Tracee> threads)
     {
-        var scratch = (long)threads[0].Scratch;
-        var results = Tracee.SyscallInEach(threads.Select((t, i) => (t, Syscalls.prctl, (long)PR_GET_PDEATHSIG, scratch + i * 4, 0L, 0L)).ToList());
-        for (var i = 0; i < results.Length; i++)
-            if (results[i] < 0) throw new NativeException($"prctl(PR_GET_PDEATHSIG) in thread {threads[i].Tid}", (int)-results[i]);
-        var slots = new byte[threads.Count * 4];
-        threads[0].ReadScratch(slots);
-        return Enumerable.Range(0, threads.Count).Select(i => BitConverter.ToInt32(slots, i * 4)).ToArray();
+        using var scratch = threads[0].Scratch();
+        var signals = scratch.Buffer(threads.Count * 4);
+        var results = Tracee.SyscallInEach(threads.Select((t, i) => (t, Syscalls.prctl, (long)PR_GET_PDEATHSIG, (long)signals.Slice(i * 4, 4), 0L, 0L)).ToList());
+        for (var i = 0; i < results.Length; i++) RemoteResult.Check(results[i], $"prctl(PR_GET_PDEATHSIG) in thread {threads[i].Tid}");
+        var values = new int[threads.Count];
+        signals.Read(MemoryMarshal.AsBytes(values.AsSpan()));
+        return values;
     }
 
     // ---- restart ----
@@ -69,16 +71,16 @@ public static class ProcessControls
         if (ReadLoginUid($"/proc/{pid}/loginuid") != c.LoginUid)
         {
             // Only a task may write its own loginuid.
+            using var scratch = tracee.Scratch();
             var fd = tracee.CheckedSyscall("open of /proc/self/loginuid", Syscalls.openat, Interop.AT_FDCWD,
-                tracee.ScratchString("/proc/self/loginuid"), O_WRONLY, 0);
+                scratch.String("/proc/self/loginuid"), O_WRONLY, 0);
             var text = System.Text.Encoding.ASCII.GetBytes(c.LoginUid.ToString(CultureInfo.InvariantCulture));
-            tracee.WriteScratch(text, 64);
-            var r = tracee.Syscall(Syscalls.write, fd, (long)tracee.Scratch + 64, text.Length);
+            var r = tracee.Syscall(Syscalls.write, fd, scratch.Bytes(text), text.Length);
             tracee.Syscall(Syscalls.close, fd);
-            if (r < 0)
+            if (RemoteResult.Failed(r, out var errno))
                 throw new RestartException(RestartFailure.PermissionDenied,
                     $"process {process.Pid} ({process.Name}) had audit loginuid {c.LoginUid}, which the restart cannot give back: " +
-                    $"{System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage((int)-r)} (setting a loginuid needs CAP_AUDIT_CONTROL, and an immutable one cannot change).",
+                    $"{System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage((int)errno)} (setting a loginuid needs CAP_AUDIT_CONTROL, and an immutable one cannot change).",
                     process.Pid.ToString());
         }
 
@@ -105,7 +107,7 @@ public static class ProcessControls
     /// dies: it is not set, and the restart says so.
     /// </para>
     /// </summary>
-    public static Func<ThreadRecord, bool, List<(string Name, RemoteCall Call)>> AfterCredentials(ProcessRecord process, IReadOnlyList<ThreadRecord> threads,
+    public static Func<ThreadRecord, bool, RemoteBatch> AfterCredentials(ProcessRecord process, IReadOnlyList<ThreadRecord> threads,
         bool parentRestarted, MessageLog log)
     {
         if (!parentRestarted && threads.FirstOrDefault(t => t.ParentDeathSignal != 0) is { } with)
@@ -115,11 +117,11 @@ public static class ProcessControls
         }
         return (thread, leader) =>
         {
-            var calls = new List<(string, RemoteCall)>();
+            var calls = new RemoteBatch();
             if (thread.ParentDeathSignal != 0 && parentRestarted)
-                calls.Add(("prctl(PR_SET_PDEATHSIG)", new RemoteCall(Syscalls.prctl, PR_SET_PDEATHSIG, thread.ParentDeathSignal)));
+                calls.Add("prctl(PR_SET_PDEATHSIG)", new RemoteCall(Syscalls.prctl, PR_SET_PDEATHSIG, thread.ParentDeathSignal));
             if (leader && process.Dumpable is { } dumpable)
-                calls.Add(("prctl(PR_SET_DUMPABLE)", new RemoteCall(Syscalls.prctl, PR_SET_DUMPABLE, dumpable)));
+                calls.Add("prctl(PR_SET_DUMPABLE)", new RemoteCall(Syscalls.prctl, PR_SET_DUMPABLE, dumpable));
             return calls;
         };
     }

@@ -19,28 +19,28 @@ public static class ProcessRestore
     {
         var layout = process.MemoryLayout;
         var exe = relocate.Map(process.Executable);
+        using var scratch = tracee.Scratch();
         long exeFd = -1;
         if (File.Exists(exe))
         {
-            exeFd = tracee.Syscall(Syscalls.openat, AT_FDCWD, tracee.ScratchString(exe, 2048), O_RDONLY | O_CLOEXEC, 0);
-            if (exeFd < 0) exeFd = -1;
+            exeFd = tracee.Syscall(Syscalls.openat, AT_FDCWD, scratch.String(exe), O_RDONLY | O_CLOEXEC, 0);
+            if (RemoteResult.Failed(exeFd, out _)) exeFd = -1;
         }
         else log.Add($"executable {exe} no longer exists; /proc/{tracee.Pid}/exe will not name it");
 
         var auxv = layout.Auxv;
-        tracee.WriteScratch(auxv, 1024);
+        var auxvCopy = scratch.Bytes(auxv);
         var map = new ulong[13];
         map[0] = layout.StartCode; map[1] = layout.EndCode; map[2] = layout.StartData; map[3] = layout.EndData;
         map[4] = layout.StartBrk; map[5] = layout.Brk; map[6] = layout.StartStack; map[7] = layout.ArgStart;
         map[8] = layout.ArgEnd; map[9] = layout.EnvStart; map[10] = layout.EnvEnd;
-        map[11] = tracee.Scratch + 1024;
+        map[11] = auxvCopy.Address;
         map[12] = (uint)auxv.Length | ((ulong)(uint)exeFd << 32);
-        tracee.WriteScratch(MemoryMarshal.AsBytes(map.AsSpan()));
-        var r = tracee.Syscall(Syscalls.prctl, PR_SET_MM, PR_SET_MM_MAP, (long)tracee.Scratch, 104, 0);
+        var r = tracee.Syscall(Syscalls.prctl, PR_SET_MM, PR_SET_MM_MAP, scratch.Bytes(MemoryMarshal.AsBytes(map.AsSpan())), 104, 0);
         if (exeFd >= 0) tracee.Syscall(Syscalls.close, exeFd);
-        if (r < 0)
+        if (RemoteResult.Failed(r, out var errno))
             throw new RestartException(RestartFailure.PermissionDenied,
-                $"prctl(PR_SET_MM_MAP) failed in the restarted process: {Marshal.GetPInvokeErrorMessage((int)-r)}. Restarting needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN).");
+                $"prctl(PR_SET_MM_MAP) failed in the restarted process: {Marshal.GetPInvokeErrorMessage((int)errno)}. Restarting needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN).");
     }
 
     public static void RestoreEnvironment(Tracee tracee, ProcessRecord process, PathRelocator relocate, Func<string, string> deletedDirectory)
@@ -48,8 +48,8 @@ public static class ProcessRestore
         var name = System.Text.Encoding.UTF8.GetBytes(process.Name);
         var buffer = new byte[16];
         name.AsSpan(0, Math.Min(15, name.Length)).CopyTo(buffer);
-        tracee.WriteScratch(buffer);
-        tracee.CheckedSyscall("prctl(PR_SET_NAME)", Syscalls.prctl, PR_SET_NAME, (long)tracee.Scratch);
+        using var scratch = tracee.Scratch();
+        tracee.CheckedSyscall("prctl(PR_SET_NAME)", Syscalls.prctl, PR_SET_NAME, scratch.Bytes(buffer));
 
         // The working directory first, by its path from the engine's root, then the root: a chrooted
         // process's working directory is inside its root, where that path would no longer lead.
@@ -57,17 +57,17 @@ public static class ProcessRestore
         var cwd = process.WorkingDirectory.EndsWith(Deleted, StringComparison.Ordinal)
             ? deletedDirectory(process.WorkingDirectory[..^Deleted.Length])
             : relocate.Map(process.WorkingDirectory);
-        var r = tracee.Syscall(Syscalls.chdir, tracee.ScratchString(cwd));
-        if (r < 0)
+        var r = tracee.Syscall(Syscalls.chdir, scratch.String(cwd));
+        if (RemoteResult.Failed(r, out _))
             throw new RestartException(RestartFailure.FileMissing,
                 $"the working directory {cwd} of process {process.Pid} ({process.Name}) does not exist. Create it or use -Relocate.", cwd);
         if (process.Root != "/")
         {
             var root = relocate.Map(process.Root);
-            var rr = tracee.Syscall(Syscalls.chroot, tracee.ScratchString(root));
-            if (rr < 0)
+            var rr = tracee.Syscall(Syscalls.chroot, scratch.String(root));
+            if (RemoteResult.Failed(rr, out var errno))
                 throw new RestartException(RestartFailure.FileMissing,
-                    $"cannot give process {process.Pid} ({process.Name}) its root directory {root} again: {Marshal.GetPInvokeErrorMessage((int)-rr)}.", root);
+                    $"cannot give process {process.Pid} ({process.Name}) its root directory {root} again: {Marshal.GetPInvokeErrorMessage((int)errno)}.", root);
         }
         tracee.Syscall(Syscalls.umask, process.Umask);
         if (process.Personality != 0) tracee.Syscall(Syscalls.personality, process.Personality);

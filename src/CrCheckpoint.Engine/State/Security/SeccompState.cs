@@ -44,29 +44,20 @@ public static unsafe class SeccompState
         var filters = new List<SeccompFilterRecord>();
         for (var index = 0; ; index++)
         {
-            var count = ptrace(PTRACE_SECCOMP_GET_FILTER, thread.Tid, index, 0);
-            if (count < 0)
+            if (thread.GetSeccompFilter(index, out var errno) is not { } program)
             {
-                var errno = ErrnoCheck.LastErrno;
-                if (errno == (int)Errno.ENOENT || (errno == (int)Errno.EINVAL && index == 0)) break;
+                if (errno == Errno.ENOENT || (errno == Errno.EINVAL && index == 0)) break;
                 // Without CAP_SYS_ADMIN the question cannot be asked: the process's own status says
                 // whether there is anything to read.
-                if (errno is (int)Errno.EACCES or (int)Errno.EPERM && index == 0 && processMode != 2) break;
+                if (errno is Errno.EACCES or Errno.EPERM && index == 0 && processMode != 2) break;
                 throw new UnsupportedStateException(thread.Pid,
-                    $"thread {thread.Tid} runs under a seccomp filter that cannot be read: {Marshal.GetPInvokeErrorMessage(errno)} (CAP_SYS_ADMIN is needed)");
+                    $"thread {thread.Tid} runs under a seccomp filter that cannot be read: {Marshal.GetPInvokeErrorMessage((int)errno)} (CAP_SYS_ADMIN is needed)");
             }
-            var program = new byte[count * 8];
-            fixed (byte* p = program)
-                if (ptrace(PTRACE_SECCOMP_GET_FILTER, thread.Tid, index, (nint)p) != count)
-                    throw new NativeException($"ptrace(PTRACE_SECCOMP_GET_FILTER, {thread.Tid})", ErrnoCheck.LastErrno);
-            // struct seccomp_metadata: the filter's index in, its flags out. Without them a filter
-            // would come back without SECCOMP_FILTER_FLAG_LOG or the like: silently different.
-            var metadata = new ulong[2] { (ulong)index, 0 };
-            fixed (ulong* m = metadata)
-                if (ptrace(PTRACE_SECCOMP_GET_METADATA, thread.Tid, 16, (nint)m) < 0)
-                    throw new UnsupportedStateException(thread.Pid,
-                        $"the flags of seccomp filter {index} of thread {thread.Tid} cannot be read: {Marshal.GetPInvokeErrorMessage(ErrnoCheck.LastErrno)}");
-            filters.Add(new SeccompFilterRecord { Flags = metadata[1], Program = program });
+            // Without its flags a filter would come back without SECCOMP_FILTER_FLAG_LOG or the like: silently different.
+            if (thread.GetSeccompFilterFlags(index, out errno) is not { } flags)
+                throw new UnsupportedStateException(thread.Pid,
+                    $"the flags of seccomp filter {index} of thread {thread.Tid} cannot be read: {Marshal.GetPInvokeErrorMessage((int)errno)}");
+            filters.Add(new SeccompFilterRecord { Flags = flags, Program = program });
         }
         filters.Reverse();
         var mode = filters.Count > 0 ? 2 : processMode == 1 ? 1 : 0;
@@ -122,10 +113,9 @@ public static unsafe class SeccompState
             ProcessMemory.Write(thread.Pid, at + 16, filter.Program);
             var r = thread.Syscall(Syscalls.seccomp, SECCOMP_SET_MODE_FILTER, flags, (long)at);
             // With TSYNC, a positive result is the id of a thread that could not be synchronised.
+            RemoteResult.Check(r, $"seccomp(SECCOMP_SET_MODE_FILTER) in process {thread.Pid}");
             if (r != 0)
-                throw r > 0
-                    ? new InvalidOperationException($"seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) in process {thread.Pid}: thread {r} could not take the shared filter")
-                    : new NativeException($"seccomp(SECCOMP_SET_MODE_FILTER) in process {thread.Pid}", (int)-r);
+                throw new InvalidOperationException($"seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) in process {thread.Pid}: thread {r} could not take the shared filter");
         }
     }
 }

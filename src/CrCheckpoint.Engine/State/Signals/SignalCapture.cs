@@ -12,6 +12,8 @@ public static class SignalCapture
         var caught = status.Mask("SigCgt");
         var ignored = status.Mask("SigIgn");
         var dispositions = new List<SignalDispositionRecord>();
+        using var scratch = tracee.Scratch();
+        var old = scratch.Buffer(32);
         Span<byte> act = stackalloc byte[32];
         for (var sig = 1; sig <= 64; sig++)
         {
@@ -24,9 +26,8 @@ public static class SignalCapture
                 dispositions.Add(new SignalDispositionRecord { Signal = sig, Name = Native.Signals.Name(sig), Handler = 1 });
                 continue;
             }
-            var scratch = (long)tracee.Scratch;
-            tracee.CheckedSyscall("rt_sigaction", Syscalls.rt_sigaction, sig, 0, scratch, 8);
-            tracee.ReadScratch(act);
+            tracee.CheckedSyscall("rt_sigaction", Syscalls.rt_sigaction, sig, 0, old, 8);
+            old.Read(act);
             dispositions.Add(new SignalDispositionRecord
             {
                 Signal = sig,

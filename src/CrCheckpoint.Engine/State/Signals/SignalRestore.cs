@@ -8,6 +8,8 @@ public static class SignalRestore
 {
     public static void RestoreDispositions(Tracee tracee, SignalStateRecord signals)
     {
+        using var scratch = tracee.Scratch();
+        var copy = scratch.Buffer(32);
         Span<byte> act = stackalloc byte[32];
         foreach (var d in signals.Dispositions)
         {
@@ -15,8 +17,8 @@ public static class SignalRestore
             BitConverter.TryWriteBytes(act[8..16], d.Flags);
             BitConverter.TryWriteBytes(act[16..24], d.Restorer);
             BitConverter.TryWriteBytes(act[24..32], d.Mask);
-            tracee.WriteScratch(act);
-            tracee.CheckedSyscall($"rt_sigaction({d.Name})", Syscalls.rt_sigaction, d.Signal, (long)tracee.Scratch, 0, 8);
+            copy.Write(act);
+            tracee.CheckedSyscall($"rt_sigaction({d.Name})", Syscalls.rt_sigaction, d.Signal, copy, 0, 8);
         }
     }
 
@@ -33,10 +35,11 @@ public static class SignalRestore
     private static void Queue(Tracee tracee, byte[] info, bool threadOnly)
     {
         var sig = BitConverter.ToInt32(info, 0);
-        tracee.WriteScratch(info);
+        using var scratch = tracee.Scratch();
+        var copy = scratch.Bytes(info);
         if (threadOnly)
-            tracee.CheckedSyscall("rt_tgsigqueueinfo", Syscalls.rt_tgsigqueueinfo, tracee.Pid, tracee.Tid, sig, (long)tracee.Scratch);
+            tracee.CheckedSyscall("rt_tgsigqueueinfo", Syscalls.rt_tgsigqueueinfo, tracee.Pid, tracee.Tid, sig, copy);
         else
-            tracee.CheckedSyscall("rt_sigqueueinfo", Syscalls.rt_sigqueueinfo, tracee.Pid, sig, (long)tracee.Scratch);
+            tracee.CheckedSyscall("rt_sigqueueinfo", Syscalls.rt_sigqueueinfo, tracee.Pid, sig, copy);
     }
 }

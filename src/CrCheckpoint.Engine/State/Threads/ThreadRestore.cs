@@ -15,39 +15,36 @@ public static class ThreadRestore
             tracee.CheckedSyscall("rseq (unregister)", Syscalls.rseq, (long)rseq.RseqAbiPointer, rseq.RseqAbiSize, RSEQ_FLAG_UNREGISTER, rseq.Signature);
     }
 
-    /// <summary>Room a thread's calls need for their pointer arguments: a stack_t and a name.</summary>
-    public const int KernelStateDataSize = 48;
-
     /// <summary>
     /// The calls a thread makes itself to get back its per-thread kernel state: clear_child_tid (the
     /// leader's; the others get theirs at birth), robust futex list, alternate stack, rseq, and its
-    /// name where it differs from the leader's, which new threads inherit. Their pointer arguments
-    /// go into <paramref name="data"/>, which the thread will find at <paramref name="dataAt"/>.
+    /// name where it differs from the leader's, which new threads inherit.
     /// </summary>
-    public static List<(string Name, RemoteCall Call)> KernelStateCalls(ThreadRecord thread, bool leader, string leaderName,
-        ulong dataAt, Span<byte> data)
+    public static RemoteBatch KernelStateCalls(ThreadRecord thread, bool leader, string leaderName)
     {
         const int PR_SET_NAME = 15;
-        var calls = new List<(string, RemoteCall)>();
+        var calls = new RemoteBatch();
         if (leader && thread.ClearChildTid != 0)
-            calls.Add(("set_tid_address", new RemoteCall(Syscalls.set_tid_address, (long)thread.ClearChildTid)));
+            calls.Add("set_tid_address", new RemoteCall(Syscalls.set_tid_address, (long)thread.ClearChildTid));
         if (thread.RobustListHead != 0)
-            calls.Add(("set_robust_list", new RemoteCall(Syscalls.set_robust_list, (long)thread.RobustListHead, (long)thread.RobustListLength)));
+            calls.Add("set_robust_list", new RemoteCall(Syscalls.set_robust_list, (long)thread.RobustListHead, (long)thread.RobustListLength));
         if (thread.AltStack is { } ss)
         {
-            BitConverter.TryWriteBytes(data[..8], ss.Base);
-            BitConverter.TryWriteBytes(data.Slice(8, 4), ss.Flags & ~1); // SS_ONSTACK is state, not a setting
-            BitConverter.TryWriteBytes(data.Slice(16, 8), ss.Size);
-            calls.Add(("sigaltstack", new RemoteCall(Syscalls.sigaltstack, (long)dataAt)));
+            // stack_t: ss_sp, ss_flags, ss_size.
+            var stack = new byte[24];
+            BitConverter.TryWriteBytes(stack.AsSpan(0, 8), ss.Base);
+            BitConverter.TryWriteBytes(stack.AsSpan(8, 4), ss.Flags & ~1); // SS_ONSTACK is state, not a setting
+            BitConverter.TryWriteBytes(stack.AsSpan(16, 8), ss.Size);
+            calls.Add("sigaltstack", new RemoteCall(Syscalls.sigaltstack, RemoteArg.Bytes(stack)));
         }
         if (thread.Rseq is { } rseq)
-            calls.Add(("rseq (register)", new RemoteCall(Syscalls.rseq, (long)rseq.Address, rseq.Length, 0, rseq.Signature)));
+            calls.Add("rseq (register)", new RemoteCall(Syscalls.rseq, (long)rseq.Address, rseq.Length, 0, rseq.Signature));
         if (!leader && thread.Name != leaderName)
         {
-            var name = System.Text.Encoding.UTF8.GetBytes(thread.Name);
-            data.Slice(24, 16).Clear();
-            name.AsSpan(0, Math.Min(15, name.Length)).CopyTo(data[24..]);
-            calls.Add(("prctl(PR_SET_NAME)", new RemoteCall(Syscalls.prctl, PR_SET_NAME, (long)dataAt + 24)));
+            var name = new byte[16];
+            var bytes = System.Text.Encoding.UTF8.GetBytes(thread.Name);
+            bytes.AsSpan(0, Math.Min(15, bytes.Length)).CopyTo(name);
+            calls.Add("prctl(PR_SET_NAME)", new RemoteCall(Syscalls.prctl, PR_SET_NAME, RemoteArg.Bytes(name)));
         }
         return calls;
     }

@@ -12,11 +12,13 @@ public static class IntervalTimers
     public static List<IntervalTimerRecord> Capture(Tracee tracee)
     {
         var timers = new List<IntervalTimerRecord>();
+        using var scratch = tracee.Scratch();
+        var current = scratch.Buffer(32);
         Span<byte> value = stackalloc byte[32];
         for (var which = 0; which < 3; which++)
         {
-            tracee.CheckedSyscall("getitimer", Syscalls.getitimer, which, (long)tracee.Scratch);
-            tracee.ReadScratch(value);
+            tracee.CheckedSyscall("getitimer", Syscalls.getitimer, which, current);
+            current.Read(value);
             var interval = BitConverter.ToInt64(value[..8]) * 1_000_000 + BitConverter.ToInt64(value[8..16]);
             var remaining = BitConverter.ToInt64(value[16..24]) * 1_000_000 + BitConverter.ToInt64(value[24..32]);
             if (interval == 0 && remaining == 0) continue;
@@ -28,6 +30,8 @@ public static class IntervalTimers
     /// <summary>Re-arms each timer with the time it had left at the checkpoint.</summary>
     public static void Restore(Tracee tracee, IEnumerable<IntervalTimerRecord> timers)
     {
+        using var scratch = tracee.Scratch();
+        var copy = scratch.Buffer(32);
         Span<byte> value = stackalloc byte[32];
         foreach (var t in timers)
         {
@@ -36,8 +40,8 @@ public static class IntervalTimers
             var remaining = Math.Max(t.ValueMicroseconds, 1);
             BitConverter.TryWriteBytes(value[16..24], remaining / 1_000_000);
             BitConverter.TryWriteBytes(value[24..32], remaining % 1_000_000);
-            tracee.WriteScratch(value);
-            tracee.CheckedSyscall($"setitimer({t.Name})", Syscalls.setitimer, t.Which, (long)tracee.Scratch, 0);
+            copy.Write(value);
+            tracee.CheckedSyscall($"setitimer({t.Name})", Syscalls.setitimer, t.Which, copy, 0);
         }
     }
 }

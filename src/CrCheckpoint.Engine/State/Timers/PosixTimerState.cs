@@ -31,9 +31,12 @@ public static class PosixTimerState
             var target = notify[(notify.IndexOf('/') + 1)..];
             var kind = how switch { "none" => 1, "thread" => 2, _ => 0 } | (target.StartsWith("tid", StringComparison.Ordinal) ? SIGEV_THREAD_ID : 0);
             var spec = new byte[32];
-            var r = tracee.Syscall(Syscalls.timer_gettime, id, (long)tracee.Scratch);
-            if (r < 0) throw new NativeException($"timer_gettime({id}) in process {tracee.Pid}", (int)-r);
-            tracee.ReadScratch(spec);
+            using (var scratch = tracee.Scratch())
+            {
+                var current = scratch.Buffer(spec.Length);
+                tracee.CheckedSyscall($"timer_gettime({id})", Syscalls.timer_gettime, id, current);
+                current.Read(spec);
+            }
             timers.Add(new PosixTimerRecord
             {
                 Id = id,
@@ -69,10 +72,10 @@ public static class PosixTimerState
                 BitConverter.TryWriteBytes(block.AsSpan(80), t.Interval[1]);
                 BitConverter.TryWriteBytes(block.AsSpan(88), t.Remaining[0]);
                 BitConverter.TryWriteBytes(block.AsSpan(96), t.Remaining[1]);
-                leader.WriteScratch(block);
-                var scratch = (long)leader.Scratch;
-                leader.CheckedSyscall($"timer_create (timer {t.Id})", Syscalls.timer_create, t.Clock, scratch, scratch + 64);
-                leader.CheckedSyscall($"timer_settime (timer {t.Id})", Syscalls.timer_settime, t.Id, 0, scratch + 72, 0);
+                using var scratch = leader.Scratch();
+                var copy = scratch.Bytes(block);
+                leader.CheckedSyscall($"timer_create (timer {t.Id})", Syscalls.timer_create, t.Clock, copy, copy.Slice(64, 8));
+                leader.CheckedSyscall($"timer_settime (timer {t.Id})", Syscalls.timer_settime, t.Id, 0, copy.Slice(72, 32), 0);
             }
         }
         finally
