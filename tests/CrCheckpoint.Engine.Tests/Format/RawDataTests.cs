@@ -107,6 +107,25 @@ public class RawDataTests
         Assert.Equal(0, image.DataLength);
     }
 
+    /// <summary>Empty arrays are references too (length 0): the record is flagged, with no bytes of data.</summary>
+    [Fact]
+    public void EmptyByteArraysAreEmptyReferences()
+    {
+        var table = new FileTableRecord
+        {
+            Descriptors = [new FileDescriptorRecord { Kind = FileDescriptorKind.InetSocket, Inet = new InetSocketRecord { Tcp = new TcpConnectionRecord() } }],
+        };
+        byte[] file = Write(w => w.WriteRecord(RecordKind.FileTable, table));
+        using var reader = new ContextReader(new MemoryStream(file));
+        var record = reader.ReadNext()!;
+        Assert.Equal(RecordFlags.Critical | RecordFlags.RawData, record.Flags);
+        Assert.Equal(0, record.DataLength);
+        var tcp = record.GetMetadata<FileTableRecord>().Descriptors[0].Inet!.Tcp!;
+        Assert.Empty(tcp.SendQueue);
+        Assert.Empty(tcp.ReceiveQueue);
+        Assert.Null(reader.ReadNext());
+    }
+
     [Fact]
     public void DamagedRawDataIsCorruptEvenWithoutVerification()
     {
