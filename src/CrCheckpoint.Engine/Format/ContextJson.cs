@@ -7,8 +7,9 @@ namespace CrCheckpoint.Engine.Format;
 public static class ContextJson
 {
     /// <summary>
-    /// camelCase names, enums as camelCase strings, no indentation, nulls omitted. Unknown properties are ignored
-    /// when reading, which is what lets a minor version add metadata fields. The instance is read-only.
+    /// camelCase names, enums as camelCase strings (an unknown one is <see cref="UnknownValueException"/>), byte arrays
+    /// as raw data beside the JSON (<see cref="RawDataConverter"/>), no indentation, nulls omitted. Unknown properties
+    /// are ignored when reading, which is what lets a minor version add metadata fields. The instance is read-only.
     /// </summary>
     public static JsonSerializerOptions Options { get; } = Create();
 
@@ -23,7 +24,8 @@ public static class ContextJson
             PropertyNameCaseInsensitive = false,
             NumberHandling = JsonNumberHandling.Strict,
         };
-        options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.CamelCase, allowIntegerValues: true));
+        options.Converters.Add(new SchemaEnumConverterFactory());
+        options.Converters.Add(new RawDataConverter());
         options.TypeInfoResolver = System.Text.Json.Serialization.Metadata.JsonTypeInfoResolver.Combine(
             Schema.RecordSchema.Default, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver());
         options.MakeReadOnly(populateMissingResolver: true);

@@ -27,6 +27,7 @@ public sealed class ContextReader : IDisposable
     private readonly bool _canSeek;
     private readonly long _origin;
     private readonly int _alignment;
+    private readonly FileFlags _flags;
     private readonly StreamingXxHash3 _dataHash = new();
     private readonly byte[] _recordHeader = new byte[FormatConstants.RecordHeaderLength];
 
@@ -58,7 +59,7 @@ public sealed class ContextReader : IDisposable
         _origin = _canSeek ? source.Position : 0;
         try
         {
-            (FormatMajor, FormatMinor, DataAligned, _alignment) = ReadFileHeader();
+            (FormatMajor, FormatMinor, DataAligned, _alignment, _flags) = ReadFileHeader();
         }
         catch
         {
@@ -74,6 +75,12 @@ public sealed class ContextReader : IDisposable
 
     /// <summary>Whether each record's data starts on a multiple of <see cref="Alignment"/> bytes from the start of the file.</summary>
     public bool DataAligned { get; }
+
+    /// <summary>
+    /// Whether the byte arrays of record metadata are raw data beside it (since 1.3); in older files they are base64
+    /// strings. Either way <see cref="RecordInfo.GetMetadata{T}"/> gives them back as byte arrays.
+    /// </summary>
+    public bool HasRawData => (_flags & FileFlags.RawData) != 0;
 
     /// <summary>The data alignment the file declares (4096 for files this version writes); 0 when not aligned.</summary>
     public int Alignment => DataAligned ? _alignment : 0;
@@ -189,7 +196,7 @@ public sealed class ContextReader : IDisposable
             _source.Dispose();
     }
 
-    private (int Major, int Minor, bool Aligned, int Alignment) ReadFileHeader()
+    private (int Major, int Minor, bool Aligned, int Alignment, FileFlags Flags) ReadFileHeader()
     {
         byte[] header = new byte[FileHeader.MaxLength];
         int got = _source.ReadAtLeast(header.AsSpan(0, FileHeader.FixedPrefixLength), FileHeader.FixedPrefixLength, throwOnEndOfStream: false);
@@ -233,7 +240,7 @@ public sealed class ContextReader : IDisposable
         uint alignment = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(FileHeader.AlignmentOffset));
         if (aligned && (alignment < FormatConstants.DataAlignment || alignment > MaxAlignment || !uint.IsPow2(alignment)))
             throw Corrupt(_origin + FileHeader.AlignmentOffset, $"the file header declares a data alignment of {alignment} bytes");
-        return (major, minor, aligned, aligned ? (int)alignment : 0);
+        return (major, minor, aligned, aligned ? (int)alignment : 0, flags);
     }
 
     /// <summary>Reads a record's header, metadata and padding; handles the End record completely (returning null).</summary>
@@ -259,8 +266,12 @@ public sealed class ContextReader : IDisposable
             throw Corrupt(Abs(recordStart), $"a record claims {header.DataLength} bytes of data");
 
         long dataLength = (long)header.DataLength;
+        // Older files never set the record flag; 1.0 to 1.2 readers ignored it, and so does this one in their files.
+        bool rawData = HasRawData && (header.Flags & RecordFlags.RawData) != 0;
+        if (rawData && dataLength > FormatConstants.MaxMetadataLength)
+            throw Corrupt(Abs(recordStart), $"a record claims {dataLength} bytes of raw data for its metadata, more than the format allows");
         long dataStart = recordStart + FormatConstants.RecordHeaderLength + (long)header.MetadataLength;
-        uint expectedPadding = DataAligned && dataLength > 0 ? ContextWriter.Padding(dataStart, _alignment) : 0;
+        uint expectedPadding = DataAligned && dataLength > 0 && !rawData ? ContextWriter.Padding(dataStart, _alignment) : 0;
         if (header.PaddingLength != expectedPadding)
             throw Corrupt(Abs(recordStart), $"a record has {header.PaddingLength} bytes of padding where {expectedPadding} belong");
 
@@ -272,13 +283,27 @@ public sealed class ContextReader : IDisposable
         _nextSequence++;
 
         var record = new RecordInfo(header.Kind, header.Flags, metadata, dataLength,
-            _canSeek ? Abs(_position) : -1, Abs(recordStart), (long)header.Sequence) { FileMinorVersion = FormatMinor };
+            _canSeek ? Abs(_position) : -1, Abs(recordStart), (long)header.Sequence)
+        {
+            FileMinorVersion = FormatMinor,
+            FileHasRawData = HasRawData,
+        };
         _current = record;
         _dataRemaining = dataLength;
         _dataHash.Reset();
         _dataHashed = true;
         _trailerPending = true;
-        if (dataLength == 0)
+        if (rawData)
+        {
+            // Verified here, whatever Verify says, so that metadata and its raw data reach the caller checked alike.
+            var bytes = dataLength == 0 ? [] : new byte[dataLength];
+            if (dataLength == 0)
+                ReadTrailer();
+            else
+                ReadData(bytes);
+            record.RawData = bytes;
+        }
+        else if (dataLength == 0)
             ReadTrailer();
 
         if (header.Kind == RecordKind.End)

@@ -22,6 +22,7 @@ public sealed class ContextWriter : IDisposable
     private readonly bool _leaveOpen;
     private readonly byte[] _pending = new byte[PendingCapacity];
     private readonly StreamingXxHash3 _dataHash = new();
+    private readonly RawDataSink _rawData = new();
     private int _pendingLength;
     private long _bytesWritten;
     private DataRecordWriter? _openRecord;
@@ -41,7 +42,7 @@ public sealed class ContextWriter : IDisposable
 
         Span<byte> header = stackalloc byte[FormatConstants.FileHeaderLength];
         FileHeader.Encode(header,
-            FileFlags.ExactState | (DataAligned ? FileFlags.DataAligned : FileFlags.None),
+            FileFlags.ExactState | FileFlags.RawData | (DataAligned ? FileFlags.DataAligned : FileFlags.None),
             DataAligned ? (uint)FormatConstants.DataAlignment : 0u);
         Append(header);
         // The header goes out at once so that a reader on the other end of a pipe can check the file right away.
@@ -65,6 +66,7 @@ public sealed class ContextWriter : IDisposable
     {
         CheckWritable();
         CheckKind(kind);
+        CheckFlags(flags);
         CheckMetadata(metadata);
         try
         {
@@ -79,10 +81,64 @@ public sealed class ContextWriter : IDisposable
         RecordCount++;
     }
 
-    /// <summary>Writes a record without data whose metadata is <paramref name="metadata"/> as JSON.</summary>
+    /// <summary>
+    /// Writes a record whose metadata is <paramref name="metadata"/> as JSON. The byte arrays in it become the record's
+    /// data, raw and back to back, the JSON holding a reference to each (<see cref="RecordFlags.RawData"/>); a record
+    /// whose metadata has none has no data.
+    /// </summary>
     /// <remarks>A <c>byte[]</c> or <c>ReadOnlyMemory&lt;byte&gt;</c> is taken as the metadata bytes themselves (C# picks this overload for arrays).</remarks>
-    public void WriteRecord<T>(RecordKind kind, T metadata, RecordFlags flags = RecordFlags.Critical) =>
-        WriteRecord(kind, MetadataBytes(metadata).Span, flags);
+    public void WriteRecord<T>(RecordKind kind, T metadata, RecordFlags flags = RecordFlags.Critical)
+    {
+        if (AsMetadataBytes(metadata) is { } bytes)
+        {
+            WriteRecord(kind, bytes.Span, flags);
+            return;
+        }
+        CheckWritable();
+        CheckKind(kind);
+        CheckFlags(flags);
+        try
+        {
+            byte[] json = Serialize(metadata);
+            if (!_rawData.Any)
+            {
+                WriteRecord(kind, json.AsSpan(), flags);
+                return;
+            }
+            CheckMetadata(json);
+            if (_rawData.Length > FormatConstants.MaxMetadataLength)
+                throw new ArgumentException(
+                    $"The byte arrays of a {kind} record's metadata are {_rawData.Length} bytes; the format allows at most {FormatConstants.MaxMetadataLength}.",
+                    nameof(metadata));
+            WriteRawDataRecord(kind, json, flags | RecordFlags.RawData);
+        }
+        finally
+        {
+            // The sink holds the caller's arrays; they are not kept alive past the record.
+            _rawData.Clear();
+        }
+        RecordCount++;
+    }
+
+    private void WriteRawDataRecord(RecordKind kind, byte[] json, RecordFlags flags)
+    {
+        try
+        {
+            WriteHeaderAndMetadata(kind, json, _rawData.Length, flags);
+            _dataHash.Reset();
+            foreach (var part in _rawData.Parts)
+            {
+                _dataHash.Append(part);
+                Append(part);
+            }
+            WriteTrailer(_dataHash.GetCurrentHashAsUInt64());
+        }
+        catch
+        {
+            _faulted = true;
+            throw;
+        }
+    }
 
     /// <summary>
     /// Starts a record with exactly <paramref name="dataLength"/> bytes of data, to be given to the returned
@@ -93,6 +149,7 @@ public sealed class ContextWriter : IDisposable
     {
         CheckWritable();
         CheckKind(kind);
+        CheckFlags(flags);
         CheckMetadata(metadata);
         ArgumentOutOfRangeException.ThrowIfNegative(dataLength);
         long dataOffset;
@@ -111,9 +168,29 @@ public sealed class ContextWriter : IDisposable
     }
 
     /// <summary>Starts a record with data whose metadata is <paramref name="metadata"/> as JSON.</summary>
-    /// <remarks>A <c>byte[]</c> or <c>ReadOnlyMemory&lt;byte&gt;</c> is taken as the metadata bytes themselves (C# picks this overload for arrays).</remarks>
-    public DataRecordWriter BeginDataRecord<T>(RecordKind kind, T metadata, long dataLength, RecordFlags flags = RecordFlags.Critical) =>
-        BeginDataRecord(kind, MetadataBytes(metadata).Span, dataLength, flags);
+    /// <remarks>
+    /// A <c>byte[]</c> or <c>ReadOnlyMemory&lt;byte&gt;</c> is taken as the metadata bytes themselves (C# picks this
+    /// overload for arrays). The metadata must hold no byte arrays: the data part is the caller's.
+    /// </remarks>
+    public DataRecordWriter BeginDataRecord<T>(RecordKind kind, T metadata, long dataLength, RecordFlags flags = RecordFlags.Critical)
+    {
+        if (AsMetadataBytes(metadata) is { } bytes)
+            return BeginDataRecord(kind, bytes.Span, dataLength, flags);
+        CheckWritable();
+        byte[] json;
+        try
+        {
+            json = Serialize(metadata);
+            if (_rawData.Any)
+                throw new ArgumentException(
+                    $"The metadata of a {kind} record with data of its own holds byte arrays; put them in the record's data.", nameof(metadata));
+        }
+        finally
+        {
+            _rawData.Clear();
+        }
+        return BeginDataRecord(kind, json.AsSpan(), dataLength, flags);
+    }
 
     /// <summary>Writes the End record and flushes the destination. Nothing can be written afterwards.</summary>
     public void Finish()
@@ -160,13 +237,20 @@ public sealed class ContextWriter : IDisposable
     }
 
     // Serializing a byte array would silently store it as a base64 JSON string; nobody passing bytes means that.
-    private static ReadOnlyMemory<byte> MetadataBytes<T>(T metadata) => metadata switch
+    private static ReadOnlyMemory<byte>? AsMetadataBytes<T>(T metadata)
     {
-        byte[] bytes => bytes,
-        ReadOnlyMemory<byte> memory => memory,
-        Memory<byte> memory => memory,
-        _ => JsonSerializer.SerializeToUtf8Bytes(metadata, ContextJson.Options),
-    };
+        if (metadata is byte[] bytes) return bytes;
+        if (metadata is ReadOnlyMemory<byte> memory) return memory;
+        if (metadata is Memory<byte> writable) return writable;
+        return null;
+    }
+
+    private byte[] Serialize<T>(T metadata)
+    {
+        _rawData.Clear();
+        using (RawDataConverter.Writing(_rawData))
+            return JsonSerializer.SerializeToUtf8Bytes(metadata, ContextJson.Options);
+    }
 
     internal void WriteData(DataRecordWriter record, ReadOnlySpan<byte> chunk)
     {
@@ -208,7 +292,8 @@ public sealed class ContextWriter : IDisposable
     private long WriteHeaderAndMetadata(RecordKind kind, ReadOnlySpan<byte> metadata, long dataLength, RecordFlags flags)
     {
         long dataStart = _bytesWritten + FormatConstants.RecordHeaderLength + metadata.Length;
-        uint padding = DataAligned && dataLength > 0 ? Padding(dataStart) : 0;
+        // Raw data of metadata is read into memory, never mapped: aligning it would only waste up to 4 KiB a record.
+        uint padding = DataAligned && dataLength > 0 && (flags & RecordFlags.RawData) == 0 ? Padding(dataStart) : 0;
 
         var header = new RecordHeader(kind, flags, padding, (ulong)metadata.Length, (ulong)dataLength,
             (ulong)RecordCount, XxHash3.HashToUInt64(metadata));
@@ -272,6 +357,12 @@ public sealed class ContextWriter : IDisposable
             throw new ArgumentException(
                 $"Record metadata is {metadata.Length} bytes; the format allows at most {FormatConstants.MaxMetadataLength}. Put bulk content in the record's data.",
                 nameof(metadata));
+    }
+
+    private static void CheckFlags(RecordFlags flags)
+    {
+        if ((flags & RecordFlags.RawData) != 0)
+            throw new ArgumentException("RecordFlags.RawData is set by the writer itself, for metadata with byte arrays.", nameof(flags));
     }
 
     private static void CheckKind(RecordKind kind)

@@ -19,6 +19,14 @@ internal enum FileFlags : uint
     /// </summary>
     ExactState = 1 << 16,
 
+    /// <summary>
+    /// Since 1.3: the byte arrays of record metadata are raw data beside it (records flagged
+    /// <see cref="RecordFlags.RawData"/>), the JSON holding references into it. A reader that does not know this bit
+    /// would find objects where it expects base64 strings, and would pad, skip and map those records' data as
+    /// if it were pages; it must refuse the file.
+    /// </summary>
+    RawData = 1 << 17,
+
     IncompatibleMask = 0xFFFF_0000,
-    KnownIncompatible = ExactState,
+    KnownIncompatible = ExactState | RawData,
 }

@@ -15,7 +15,8 @@ public static class FormatConstants
     public const int MajorVersion = 1;
 
     /// <summary>The minor format version this code writes; files of any minor version of <see cref="MajorVersion"/> are read.</summary>
-    public const int MinorVersion = 2;
+    /// <remarks>1.3: byte arrays of metadata as raw data beside it (<see cref="FileFlags.RawData"/>).</remarks>
+    public const int MinorVersion = 3;
 
     /// <summary>Size of the file header in format version 1.</summary>
     public const int FileHeaderLength = 64;

@@ -49,14 +49,38 @@ public sealed class RecordInfo
     /// <summary>The minor format version of the file the record is in.</summary>
     internal int FileMinorVersion { get; init; } = FormatConstants.MinorVersion;
 
-    /// <summary>Deserializes the metadata with <see cref="ContextJson.Options"/>.</summary>
-    /// <exception cref="ContextFormatException">The metadata is not JSON of the expected shape (<see cref="ContextFormatError.Corrupt"/>).</exception>
+    /// <summary>Whether the file keeps the byte arrays of metadata as raw data (since 1.3), not base64.</summary>
+    internal bool FileHasRawData { get; init; }
+
+    /// <summary>The record's data when it is the raw data of its metadata (<see cref="RecordFlags.RawData"/>): read and verified with the header; null otherwise.</summary>
+    internal byte[]? RawData { get; set; }
+
+    /// <summary>
+    /// Deserializes the metadata with <see cref="ContextJson.Options"/>; its byte arrays come from the record's raw
+    /// data (or, in files before 1.3, from base64).
+    /// </summary>
+    /// <exception cref="ContextFormatException">
+    /// The metadata holds a value this version does not know (<see cref="ContextFormatError.UnsupportedVersion"/>), or
+    /// is not JSON of the expected shape (<see cref="ContextFormatError.Corrupt"/>; UnsupportedVersion in a file of a
+    /// newer minor version).
+    /// </exception>
     public T GetMetadata<T>()
     {
         try
         {
-            var value = JsonSerializer.Deserialize<T>(Metadata, ContextJson.Options);
-            return value ?? throw new JsonException("The metadata is JSON null.");
+            using (RawDataConverter.Reading(FileHasRawData, RawData))
+            {
+                var value = JsonSerializer.Deserialize<T>(Metadata, ContextJson.Options);
+                return value ?? throw new JsonException("The metadata is JSON null.");
+            }
+        }
+        catch (UnknownValueException e)
+        {
+            // The checksum matched: the writer meant this value. Only a newer version (or one that broke the rule that
+            // new values come with an incompatible flag) writes what this one does not know; upgrading is the remedy.
+            throw new ContextFormatException(ContextFormatError.UnsupportedVersion, RecordOffset,
+                $"The metadata of the {Kind} record at byte {RecordOffset} holds a value this version of CrCheckpoint does not know " +
+                $"at {e.Path}: {e.Message} The file (format 1.{FileMinorVersion}) was written by a newer version; upgrade CrCheckpoint to restore it.", e);
         }
         catch (JsonException e) when (FileMinorVersion > FormatConstants.MinorVersion)
         {

@@ -5,8 +5,8 @@ namespace CrCheckpoint.Engine.Format;
 /// </summary>
 /// <remarks>
 /// Ranges (see docs/context-format.md): 0 is never valid, so that zeroed bytes never read as a record;
-/// 0x0000_0001–0x0000_FFFF are kinds defined by this format (version 1.0 defines 1–7, 1.1 adds 8 and
-/// 9; later minor versions add more here, always non-critical); 0x0001_0000–0x0FFF_FFFF are reserved for later versions;
+/// 0x0000_0001–0x0000_FFFF are kinds defined by this format (version 1.0 defines 1–9; a later minor version
+/// adds more here, non-critical, or critical with an incompatible file flag); 0x0001_0000–0x0FFF_FFFF are reserved for later versions;
 /// 0x1000_0000–0x1FFF_FFFF are private or experimental kinds; 0x7FFF_FFFF is the End record;
 /// 0x8000_0000 and above are invalid.
 /// </remarks>

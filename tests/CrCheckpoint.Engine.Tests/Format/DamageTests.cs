@@ -173,12 +173,22 @@ public class DamageTests
         Assert.Contains("format version 3.1", e.Message);
     }
 
+    /// <summary>Every incompatible bit this version does not define (today 18-31) means "too new", never "damaged".</summary>
     [Fact]
     public void UnknownIncompatibleHeaderFlagIsRefused()
     {
-        byte[] file = ContextFiles.Build(ContextFiles.Small());
-        file[18] |= 0x02;
-        Assert.Equal(ContextFormatError.UnsupportedVersion, ContextFiles.Refused(ContextFiles.Reseal(file)).Error);
+        int refused = 0;
+        for (int bit = 16; bit < 32; bit++)
+        {
+            if (((uint)FileFlags.KnownIncompatible & (1u << bit)) != 0) continue;
+            byte[] file = ContextFiles.Build(ContextFiles.Small());
+            BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(16), BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(16)) | (1u << bit));
+            var e = ContextFiles.Refused(ContextFiles.Reseal(file));
+            Assert.Equal(ContextFormatError.UnsupportedVersion, e.Error);
+            Assert.Contains("Upgrade CrCheckpoint", e.Message);
+            refused++;
+        }
+        Assert.Equal(14, refused);
     }
 
     [Fact]

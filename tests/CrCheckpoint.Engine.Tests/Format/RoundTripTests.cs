@@ -149,9 +149,10 @@ public class RoundTripTests
         Assert.Equal(FormatConstants.Magic.ToArray(), span[..8].ToArray());
         Assert.Equal(new byte[] { 0x89, (byte)'C', (byte)'R', (byte)'C', (byte)'K', (byte)'P', (byte)'T', (byte)'\n' }, span[..8].ToArray());
         Assert.Equal(1, BinaryPrimitives.ReadUInt16LittleEndian(span[8..]));
-        Assert.Equal(2, BinaryPrimitives.ReadUInt16LittleEndian(span[10..]));
+        Assert.Equal(3, BinaryPrimitives.ReadUInt16LittleEndian(span[10..]));
         Assert.Equal(64u, BinaryPrimitives.ReadUInt32LittleEndian(span[12..]));
-        Assert.Equal(0x0001_0001u, BinaryPrimitives.ReadUInt32LittleEndian(span[16..]));
+        // data aligned (bit 0), exact state (bit 16), raw data (bit 17)
+        Assert.Equal(0x0003_0001u, BinaryPrimitives.ReadUInt32LittleEndian(span[16..]));
         Assert.Equal(4096u, BinaryPrimitives.ReadUInt32LittleEndian(span[20..]));
         Assert.True(span[24..56].IndexOfAnyExcept((byte)0) < 0);
         Assert.Equal(XxHash3.HashToUInt64(span[..56]), BinaryPrimitives.ReadUInt64LittleEndian(span[56..]));
