@@ -24,21 +24,15 @@ public static class ProcessCapture
         var areas = ProcMaps.Read(pid);
         var (files, unlinked) = FileCapture.Capture(pid, connections);
         StateLoss.Check(pid, files, acceptLoss, log);
-        var executable = ProcFds.ReadLink($"/proc/{pid}/exe") ?? "";
-        if (executable.EndsWith(" (deleted)", StringComparison.Ordinal)) executable = executable[..^10];
-
-
 
         frozen.Prepare(areas);
 
-        var layout = MemoryCapture.CaptureLayout(tracee, stat);
+        var attributes = ProcessAttributes.Capture(tracee);
+        var executable = attributes.Executable;
+        var layout = MemoryLayoutState.Capture(tracee, stat);
         var signals = SignalCapture.Capture(tracee, status);
         var itimers = IntervalTimers.Capture(tracee);
         var posixTimers = PosixTimerState.Capture(tracee, File.ReadAllText($"/proc/{pid}/timers"));
-        const int MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
-        var membarrier = tracee.Syscall(Native.Syscalls.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0);
-        const int PR_GET_DUMPABLE = 3;
-        var dumpable = tracee.Syscall(Native.Syscalls.prctl, PR_GET_DUMPABLE);
         var credentials = CredentialsState.Capture(tracee, status);
         var threads = ThreadCapture.Capture(frozen.Threads, t => t == tracee ? stat.Comm : ThreadName(pid, t.Tid), credentials);
         if (threads.FirstOrDefault(t => t.Sandbox is { Mode: > 0 }) is { Sandbox: { } sandbox })
@@ -64,22 +58,22 @@ public static class ProcessCapture
             Name = stat.Comm,
             Executable = executable,
             ExecutableIdentity = exeIdentity,
-            CommandLine = File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Split('\0'),
+            CommandLine = attributes.CommandLine,
             StateAtCheckpoint = stateBefore.ToString(),
             WasStopped = frozen.GroupStopSignal != 0 || stateBefore == 'T',
             StopSignal = StopState.Capture(frozen, stateBefore),
-            WorkingDirectory = ProcFds.ReadLink($"/proc/{pid}/cwd") ?? "/",
-            Root = ProcFds.ReadLink($"/proc/{pid}/root") ?? "/",
+            WorkingDirectory = attributes.WorkingDirectory,
+            Root = attributes.Root,
             Umask = status.Umask,
-            Personality = Convert.ToUInt32(File.ReadAllText($"/proc/{pid}/personality").Trim(), 16),
+            Personality = attributes.Personality,
             Credentials = credentials,
             Limits = ResourceLimits.Capture(pid),
             MemoryLayout = layout,
             Signals = signals,
             Timers = itimers,
             PosixTimers = posixTimers,
-            MembarrierRegistrations = membarrier > 0 ? (int)membarrier : 0,
-            Dumpable = dumpable >= 0 ? (int)dumpable : null,
+            MembarrierRegistrations = attributes.MembarrierRegistrations,
+            Dumpable = ProcessControls.CaptureDumpable(tracee),
             ThreadIds = threads.Select(t => t.Tid).ToArray(),
             Controls = ProcessControls.Capture(tracee, frozen.Threads),
             Cgroups = CgroupMembership.Capture(pid, frozen.Threads),

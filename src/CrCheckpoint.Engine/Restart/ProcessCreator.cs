@@ -1,8 +1,5 @@
 using CrCheckpoint.Engine.Native;
 using CrCheckpoint.Engine.Proc;
-using CrCheckpoint.Engine.Image;
-using CrCheckpoint.Engine.State.Credentials;
-using CrCheckpoint.Engine.State.Threads;
 using CrCheckpoint.Engine.Tracing;
 using static CrCheckpoint.Engine.Native.Interop;
 
@@ -54,50 +51,6 @@ public static class ProcessCreator
             throw new RestartException(RestartFailure.PidInUse,
                 $"process id {pid} is in use by another process. Use -NoRestorePid to restart with new ids.", pid?.ToString());
         }
-    }
-
-    /// <summary>
-    /// Ends a recreated process the way the zombie it stands for ended: exit code or signal. Its
-    /// exit is reported to us first (we trace it); once we have seen it, it waits as a zombie for
-    /// its restored parent to reap it.
-    /// </summary>
-    public static unsafe void BecomeZombie(Tracee tracee, int waitStatus)
-    {
-        var signal = waitStatus & 0x7f;
-        try
-        {
-            if (signal == 0)
-            {
-                tracee.Syscall(Syscalls.exit_group, (waitStatus >> 8) & 0xff);
-                return;
-            }
-            var noCore = new RLimit();
-            prlimit(tracee.Pid, 4 /* RLIMIT_CORE */, &noCore, null);
-            tracee.DieOf(signal);
-        }
-        catch (TraceeGoneException)
-        {
-        }
-    }
-
-    /// <summary>
-    /// Gives a rebuilt process its threads and every thread its per-thread kernel state, in one
-    /// trip of the leader and one of each new thread (<see cref="Tracee.CreateThreads"/>). Every
-    /// thread keeps root until the process has everything that needs it (see <see cref="CredentialsState"/>).
-    /// Returns the threads after the leader, in the order of the records.
-    /// </summary>
-    public static List<Tracee> CreateThreads(Tracee leader, ProcessImage process, bool restoreIds, MessageLog log)
-    {
-        var records = process.Threads;
-        var leaderName = records[0].Name;
-        var threads = records.Skip(1)
-            .Select(r => new NewThread(restoreIds ? r.Tid : null, r.ClearChildTid, ThreadRestore.KernelStateCalls(r, leader: false, leaderName)))
-            .ToList();
-        return leader.CreateThreads(ThreadRestore.KernelStateCalls(records[0], leader: true, leaderName), threads,
-            (i, errno) => errno == Errno.EEXIST
-                ? new RestartException(RestartFailure.PidInUse,
-                    $"thread id {records[i + 1].Tid} is in use by another process. Use -NoRestorePid to restart with new ids.", records[i + 1].Tid.ToString())
-                : new NativeException("clone3 of a thread", (int)errno));
     }
 
     /// <summary>The stub: any program that sleeps; /dev/null for 0-2; no rseq, so nothing to undo.</summary>

@@ -153,7 +153,7 @@ public static class Restarter
                 if (p.Threads.Count != p.Process.ThreadIds.Length || p.Threads[0].Tid != p.Pid)
                     throw new RestartException(RestartFailure.ContextInvalid,
                         $"process {p.Pid} in {image.Path} has {p.Threads.Count} thread records for its {p.Process.ThreadIds.Length} threads.", image.Path);
-                var threads = ProcessCreator.CreateThreads(r.Leader, p, request.RestorePid, log);
+                var threads = ThreadRestore.CreateThreads(r.Leader, p, request.RestorePid, log);
                 all.AddRange(threads);
                 r.Threads.Add((r.Leader, p.Threads[0]));
                 r.Threads.AddRange(threads.Zip(p.Threads.Skip(1)));
@@ -236,7 +236,7 @@ public static class Restarter
         MemoryRestore.UnmapAllExcept(tracee, keep);
         // Before any area is mapped: the kernel refuses a new exe while the old exe file is
         // still mapped, and the stub's executable may be the very program being restarted.
-        ProcessRestore.RestoreMemoryLayout(tracee, process.Process, relocate, log);
+        MemoryLayoutState.Restore(tracee, process.Process, relocate, log);
 
         int contextFd;
         using (var scratch = tracee.Scratch())
@@ -249,10 +249,10 @@ public static class Restarter
         log.Add($"process {tracee.Pid}: {saved.Count} memory areas, {bytes} bytes of saved pages");
 
         FileRestore.Restore(tracee, process, files);
-        ProcessRestore.RestoreEnvironment(tracee, process.Process, relocate, files.DeletedDirectory);
+        ProcessAttributes.RestoreEnvironment(tracee, process.Process, relocate, files.DeletedDirectory);
         ResourceLimits.Restore(tracee.Pid, process.Process.Limits, log);
         IntervalTimers.Restore(tracee, process.Process.Timers);
-        ProcessRestore.RestoreMembarrier(tracee, process.Process);
+        ProcessAttributes.RestoreMembarrier(tracee, process.Process);
         return bytes;
     }
 
@@ -262,7 +262,7 @@ public static class Restarter
     /// </summary>
     private static void CheckRestored(ContextImage image, ProcessImage p, Rebuilt r, OpenFileTable files)
     {
-        ProcessRestore.Verify(r.Leader.Pid, p.Process);
+        ProcessAttributes.Verify(r.Leader.Pid, p.Process);
         FileRestore.Verify(r.Leader.Pid, p, files);
         SocketOptionState.Verify(r.Leader.Pid, p.Files);
         CredentialsState.Verify(r.Leader.Pid, r.Threads, p.Process);

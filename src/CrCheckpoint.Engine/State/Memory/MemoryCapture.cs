@@ -30,21 +30,6 @@ public sealed record FileToSave(string Key, string Path, string SourcePath, File
 /// <summary>Plans the memory part of a checkpoint: the map, the pages, the files that must go with it.</summary>
 public static class MemoryCapture
 {
-    public static MemoryLayoutRecord CaptureLayout(Tracee tracee, ProcStat stat)
-    {
-        var brk = tracee.Syscall(Syscalls.brk, 0);
-        return new MemoryLayoutRecord
-        {
-            StartCode = stat.StartCode, EndCode = stat.EndCode,
-            StartData = stat.StartData, EndData = stat.EndData,
-            StartBrk = stat.StartBrk, Brk = brk > 0 ? (ulong)brk : stat.StartBrk,
-            StartStack = stat.StartStack,
-            ArgStart = stat.ArgStart, ArgEnd = stat.ArgEnd,
-            EnvStart = stat.EnvStart, EnvEnd = stat.EnvEnd,
-            Auxv = File.ReadAllBytes($"/proc/{tracee.Pid}/auxv"),
-        };
-    }
-
     public static (MemoryMapRecord Map, List<AreaPlan> Plans, List<FileToSave> Files) Plan(
         int pid, IReadOnlyList<MemoryArea> areas, string executable, SaveMappedFiles save)
     {

@@ -8,7 +8,7 @@ namespace CrCheckpoint.Engine.State.Process;
 
 public static class ProcessControls
 {
-    private const int PR_SET_PDEATHSIG = 1, PR_GET_PDEATHSIG = 2, PR_SET_DUMPABLE = 4, PR_SET_CHILD_SUBREAPER = 36,
+    private const int PR_SET_PDEATHSIG = 1, PR_GET_PDEATHSIG = 2, PR_GET_DUMPABLE = 3, PR_SET_DUMPABLE = 4, PR_SET_CHILD_SUBREAPER = 36,
         PR_GET_CHILD_SUBREAPER = 37, PR_SET_THP_DISABLE = 41, PR_GET_THP_DISABLE = 42;
     private const int O_WRONLY = 1;
 
@@ -39,6 +39,13 @@ public static class ProcessControls
             ThpDisable = (int)thp,
             ChildSubreaper = subreaper != 0,
         };
+    }
+
+    /// <summary>prctl(PR_GET_DUMPABLE); null where the process would not say.</summary>
+    public static int? CaptureDumpable(Tracee leader)
+    {
+        var dumpable = leader.Syscall(Syscalls.prctl, PR_GET_DUMPABLE);
+        return dumpable >= 0 ? (int)dumpable : null;
     }
 
     /// <summary>Each thread's parent-death signal (0: none), all threads at once, each into its own int of the shared scratch page.</summary>

@@ -3,6 +3,7 @@ using CrCheckpoint.Engine.Native;
 using CrCheckpoint.Engine.Proc;
 using CrCheckpoint.Engine.Restart;
 using CrCheckpoint.Engine.Tracing;
+using static CrCheckpoint.Engine.Native.Interop;
 
 namespace CrCheckpoint.Engine.State.Process;
 
@@ -108,9 +109,33 @@ public static class ProcessTree
         var gone = new List<Tracee>();
         foreach (var p in order.Where(p => p.Process.Zombie).Reverse())
         {
-            ProcessCreator.BecomeZombie(leaders[p.Pid], p.Process.ExitStatus);
+            BecomeZombie(leaders[p.Pid], p.Process.ExitStatus);
             gone.Add(leaders[p.Pid]);
         }
         return gone;
+    }
+
+    /// <summary>
+    /// Ends a recreated process the way the zombie it stands for ended: exit code or signal. Its
+    /// exit is reported to us first (we trace it); once we have seen it, it waits as a zombie for
+    /// its restored parent to reap it.
+    /// </summary>
+    private static unsafe void BecomeZombie(Tracee tracee, int waitStatus)
+    {
+        var signal = waitStatus & 0x7f;
+        try
+        {
+            if (signal == 0)
+            {
+                tracee.Syscall(Syscalls.exit_group, (waitStatus >> 8) & 0xff);
+                return;
+            }
+            var noCore = new RLimit();
+            prlimit(tracee.Pid, 4 /* RLIMIT_CORE */, &noCore, null);
+            tracee.DieOf(signal);
+        }
+        catch (TraceeGoneException)
+        {
+        }
     }
 }

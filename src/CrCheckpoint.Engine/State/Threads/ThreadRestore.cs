@@ -1,4 +1,6 @@
 using CrCheckpoint.Engine.Native;
+using CrCheckpoint.Engine.Image;
+using CrCheckpoint.Engine.Restart;
 using CrCheckpoint.Engine.Tracing;
 
 namespace CrCheckpoint.Engine.State.Threads;
@@ -113,5 +115,25 @@ public static class ThreadRestore
         var copy = (regs.Rsp - 128 - 16) & ~15UL;
         ProcessMemory.Write(tracee.Pid, copy, left);
         if ((long)regs.Rax == Syscalls.nanosleep) regs.Rdi = copy; else regs.Rdx = copy;
+    }
+
+    /// <summary>
+    /// Gives a rebuilt process its threads and every thread its per-thread kernel state, in one
+    /// trip of the leader and one of each new thread (<see cref="Tracee.CreateThreads"/>). Every
+    /// thread keeps root until the process has everything that needs it (see <see cref="Credentials.CredentialsState"/>).
+    /// Returns the threads after the leader, in the order of the records.
+    /// </summary>
+    public static List<Tracee> CreateThreads(Tracee leader, ProcessImage process, bool restoreIds, MessageLog log)
+    {
+        var records = process.Threads;
+        var leaderName = records[0].Name;
+        var threads = records.Skip(1)
+            .Select(r => new NewThread(restoreIds ? r.Tid : null, r.ClearChildTid, ThreadRestore.KernelStateCalls(r, leader: false, leaderName)))
+            .ToList();
+        return leader.CreateThreads(ThreadRestore.KernelStateCalls(records[0], leader: true, leaderName), threads,
+            (i, errno) => errno == Errno.EEXIST
+                ? new RestartException(RestartFailure.PidInUse,
+                    $"thread id {records[i + 1].Tid} is in use by another process. Use -NoRestorePid to restart with new ids.", records[i + 1].Tid.ToString())
+                : new NativeException("clone3 of a thread", (int)errno));
     }
 }

@@ -1,47 +1,39 @@
 using CrCheckpoint.Engine.Native;
+using CrCheckpoint.Engine.Proc;
 using CrCheckpoint.Engine.Restart;
-using CrCheckpoint.Engine.State.Memory;
 using CrCheckpoint.Engine.Tracing;
 using static CrCheckpoint.Engine.Native.Interop;
 
 namespace CrCheckpoint.Engine.State.Process;
 
-/// <summary>The per-process pieces of a rebuild that are neither memory, files, signals nor threads.</summary>
-public static class ProcessRestore
+/// <summary>
+/// What a process is besides its memory, files, signals and threads: its command line, executable,
+/// working directory and root, name, umask, personality and membarrier(2) registrations.
+/// </summary>
+public static class ProcessAttributes
 {
-    private const int PR_SET_NAME = 15, PR_SET_MM = 35, PR_SET_MM_MAP = 14;
+    private const int PR_SET_NAME = 15, MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
 
-    /// <summary>
-    /// prctl(PR_SET_MM_MAP): code, data, brk, stack, argument and environment bounds, auxv and the
-    /// executable, in one call. It must come after the stub's own executable is unmapped.
-    /// </summary>
-    public static void RestoreMemoryLayout(Tracee tracee, ProcessRecord process, PathRelocator relocate, MessageLog log)
+    public readonly record struct Captured(string Executable, string[] CommandLine, string WorkingDirectory, string Root,
+        uint Personality, int MembarrierRegistrations);
+
+    /// <summary>Needs the process prepared for remote calls: only the process can tell its membarrier registrations.</summary>
+    public static Captured Capture(Tracee tracee)
     {
-        var layout = process.MemoryLayout;
-        var exe = relocate.Map(process.Executable);
-        using var scratch = tracee.Scratch();
-        long exeFd = -1;
-        if (File.Exists(exe))
-        {
-            exeFd = tracee.Syscall(Syscalls.openat, AT_FDCWD, scratch.String(exe), O_RDONLY | O_CLOEXEC, 0);
-            if (RemoteResult.Failed(exeFd, out _)) exeFd = -1;
-        }
-        else log.Add($"executable {exe} no longer exists; /proc/{tracee.Pid}/exe will not name it");
-
-        var auxv = layout.Auxv;
-        var auxvCopy = scratch.Bytes(auxv);
-        var map = new ulong[13];
-        map[0] = layout.StartCode; map[1] = layout.EndCode; map[2] = layout.StartData; map[3] = layout.EndData;
-        map[4] = layout.StartBrk; map[5] = layout.Brk; map[6] = layout.StartStack; map[7] = layout.ArgStart;
-        map[8] = layout.ArgEnd; map[9] = layout.EnvStart; map[10] = layout.EnvEnd;
-        map[11] = auxvCopy.Address;
-        map[12] = (uint)auxv.Length | ((ulong)(uint)exeFd << 32);
-        var r = tracee.Syscall(Syscalls.prctl, PR_SET_MM, PR_SET_MM_MAP, scratch.Bytes(MemoryMarshal.AsBytes(map.AsSpan())), 104, 0);
-        if (exeFd >= 0) tracee.Syscall(Syscalls.close, exeFd);
-        if (RemoteResult.Failed(r, out var errno))
-            throw new RestartException(RestartFailure.PermissionDenied,
-                $"prctl(PR_SET_MM_MAP) failed in the restarted process: {Marshal.GetPInvokeErrorMessage((int)errno)}. Restarting needs CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN).");
+        var pid = tracee.Pid;
+        var executable = ProcFds.ReadLink($"/proc/{pid}/exe") ?? "";
+        if (executable.EndsWith(" (deleted)", StringComparison.Ordinal)) executable = executable[..^10];
+        var membarrier = tracee.Syscall(Syscalls.membarrier, MEMBARRIER_CMD_GET_REGISTRATIONS, 0);
+        return new Captured(
+            executable,
+            File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Split('\0'),
+            ProcFds.ReadLink($"/proc/{pid}/cwd") ?? "/",
+            ProcFds.ReadLink($"/proc/{pid}/root") ?? "/",
+            ReadPersonality(pid),
+            membarrier > 0 ? (int)membarrier : 0);
     }
+
+    private static uint ReadPersonality(int pid) => Convert.ToUInt32(File.ReadAllText($"/proc/{pid}/personality").Trim(), 16);
 
     public static void RestoreEnvironment(Tracee tracee, ProcessRecord process, PathRelocator relocate, Func<string, string> deletedDirectory)
     {
@@ -92,7 +84,7 @@ public static class ProcessRestore
     {
         var status = Proc.ProcStatus.Read(pid);
         RestartCheck.Expect(pid, "the umask", Convert.ToString(process.Umask, 8), Convert.ToString(status.Umask, 8));
-        var personality = Convert.ToUInt32(File.ReadAllText($"/proc/{pid}/personality").Trim(), 16);
+        var personality = ReadPersonality(pid);
         if (process.Personality != 0)
             RestartCheck.Expect(pid, "the personality", $"0x{process.Personality:x}", $"0x{personality:x}");
         RestartCheck.Expect(pid, "the name", process.Name, Proc.ProcStat.Read(pid).Comm);
