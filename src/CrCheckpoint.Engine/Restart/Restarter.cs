@@ -106,120 +106,152 @@ public static class Restarter
         public List<(Tracee Tracee, ThreadRecord Record)> Threads { get; } = [];
     }
 
+    /// <summary>What a restart has built so far: what to kill if a later step fails.</summary>
+    private sealed class Building
+    {
+        public Dictionary<int, Rebuilt> Processes { get; } = [];
+        public List<Tracee> Tracees { get; } = [];
+        public List<string> CreatedCgroups { get; } = [];
+        public Dictionary<int, Tracee> Leaders => Processes.ToDictionary(r => r.Key, r => r.Value.Leader);
+    }
+
     private static (Dictionary<int, int> Pids, long Bytes) Rebuild(RestartRequest request, ContextImage image, List<ProcessImage> order,
         PathRelocator relocate, DataVerifier verifier, MessageLog log)
     {
         using var shared = SharedMemoryObjects.Create(image);
         using var files = new OpenFileTable(image, relocate,
             new StandardStreams(request.StandardInput, request.StandardOutput, request.StandardError), shared, log);
-        var rebuilt = new Dictionary<int, Rebuilt>();
-        var all = new List<Tracee>();
-        var createdCgroups = new List<string>();
-        long bytes = 0;
+        var built = new Building();
+        var live = order.Where(p => !p.Process.Zombie).ToList();
         try
         {
-            // 1. Every process, as an empty copy of the stub, parents first: a child is forked by its
-            // own parent, and a session leader calls setsid before it has children, so they inherit it.
-            foreach (var p in order)
-            {
-                var wantPid = request.RestorePid ? p.Pid : (int?)null;
-                Tracee tracee;
-                if (rebuilt.TryGetValue(p.Process.ParentPid, out var parent))
-                {
-                    tracee = ProcessCreator.CreateChild(parent.Leader, wantPid);
-                    all.Add(tracee);
-                }
-                else
-                {
-                    tracee = ProcessCreator.Create(wantPid, log);
-                    // On the kill list before anything else can throw: it holds the pid it was made for.
-                    all.Add(tracee);
-                    // Clear of every saved area: the children it forks keep its scratch page.
-                    tracee.PrepareForRebuild(image.Processes.SelectMany(q => q.Map.Areas).Select(a => (a.Start, a.End)));
-                }
-                rebuilt[p.Pid] = new Rebuilt(p, tracee);
-                ProcessTree.MakeSession(tracee, p, isRoot: parent is null, request.RestoreSid);
-                CgroupMembership.Restore(tracee.Pid, p.Process, createdCgroups, log);
-                ProcessControls.Restore(tracee, p.Process, log);
-            }
-            files.Pids = order.ToDictionary(p => p.Pid, p => rebuilt[p.Pid].Leader.Pid);
-            ProcessTree.RestoreGroups(request, order, rebuilt.ToDictionary(r => r.Key, r => r.Value.Leader));
+            CreateProcesses(request, image, order, built, log);
+            files.Pids = order.ToDictionary(p => p.Pid, p => built.Processes[p.Pid].Leader.Pid);
+            ProcessTree.RestoreGroups(request, order, built.Leaders);
 
-            // 2. Each process rebuilt in place, then its threads.
-            foreach (var p in order.Where(p => !p.Process.Zombie))
+            long bytes = 0;
+            foreach (var p in live)
             {
-                var r = rebuilt[p.Pid];
-                bytes += RebuildProcess(request, image, p, r.Leader, relocate, shared, files, log);
-                if (p.Threads.Count != p.Process.ThreadIds.Length || p.Threads[0].Tid != p.Pid)
-                    throw new RestartException(RestartFailure.ContextInvalid,
-                        $"process {p.Pid} in {image.Path} has {p.Threads.Count} thread records for its {p.Process.ThreadIds.Length} threads.", image.Path);
-                var threads = ThreadRestore.CreateThreads(r.Leader, p, request.RestorePid, log);
-                all.AddRange(threads);
-                r.Threads.Add((r.Leader, p.Threads[0]));
-                r.Threads.AddRange(threads.Zip(p.Threads.Skip(1)));
-                PosixTimerState.Restore(r.Leader, p.Process.PosixTimers,
-                    tid => r.Threads.FirstOrDefault(x => x.Record.Tid == tid).Tracee?.Tid ?? r.Leader.Tid);
-                CredentialsState.Restore(r.Threads, p.Process, ProcessControls.AfterCredentials(p.Process, p.Threads, rebuilt.ContainsKey(p.Process.ParentPid), log), log);
-                Scheduling.Restore(r.Leader.Pid, r.Threads);
-                if (threads.Count > 0) log.Add($"process {r.Leader.Pid}: {threads.Count} more thread(s) created");
-                if (!request.RestorePid)
-                    foreach (var (t, record) in r.Threads) ThreadRestore.FixCachedThreadId(t, record);
-                // After every batch of calls: a batch ends on an int3, whose forced SIGTRAP would reset a SIGTRAP handler.
-                SignalRestore.RestoreDispositions(r.Leader, p.Process.Signals);
-                SignalRestore.RestorePending(r.Leader, p.Process.Signals.SharedPending, []);
-                foreach (var (t, record) in r.Threads) SignalRestore.RestorePending(t, [], record.PendingSignals);
+                bytes += RebuildProcess(request, image, p, built.Processes[p.Pid].Leader, relocate, shared, files, log);
+                RestoreThreads(request, image, p, built, log);
             }
             if (order.Sum(p => p.Threads.Count) > order.Count) log.Add($"created {order.Sum(p => Math.Max(0, p.Threads.Count - 1))} more thread(s)");
 
             verifier.Complete();
-
             files.Connections.Release();
-            // 3. The restart checks itself: each kind reads back what it restored before anything runs.
             var checkClock = Stopwatch.StartNew();
-            foreach (var p in order.Where(p => !p.Process.Zombie))
-                CheckRestored(image, p, rebuilt[p.Pid], files);
+            foreach (var p in live) CheckRestored(image, p, built.Processes[p.Pid], files);
             files.RemoveDeleted();
             log.Add($"checked what was restored against the context: {checkClock.Elapsed.TotalMilliseconds:F1} ms");
 
-            // 4. Zombies exit now, each waiting for its parent to reap it.
-            foreach (var gone in ProcessTree.ExitZombies(order, rebuilt.ToDictionary(r => r.Key, r => r.Value.Leader))) all.Remove(gone);
-
-            // 5. Registers, the after-action, and all go at once.
-            var signal = AfterActionSignal.For(request.After, request.Signal);
-            foreach (var p in order.Where(p => !p.Process.Zombie))
-            {
-                var r = rebuilt[p.Pid];
-                foreach (var (t, record) in r.Threads)
-                {
-                    t.SetExtendedState(record.FullExtendedState());
-                    var final = ThreadRestore.FinalRegisters(t, record);
-                    t.SetFinalState(final, record.BlockedSignals);
-                    if (record.Sandbox is { } sandbox) t.LastCalls = thread => SeccompState.Restore(thread, sandbox, final.Rsp, SeccompState.SharedFilters(r.Threads.Select(x => x.Record.Sandbox)), t == r.Leader);
-                }
-            }
-            foreach (var p in order.Where(p => !p.Process.Zombie))
-            {
-                // The leader first, carrying the signal in its detach, so a stop is pending before anything runs.
-                var r = rebuilt[p.Pid];
-                var own = signal != 0 ? signal : StopState.SignalFor(p.Process);
-                // SIGKILL cannot ride on a detach: the process goes stopped, so that it runs not one
-                // instruction, and is killed once it is ours no more, so that its parent sees the kill.
-                StopState.Release(r.Leader, own == Signals.SIGKILL ? Signals.SIGSTOP : own);
-                foreach (var (t, _) in r.Threads.Skip(1)) t.Release();
-                if (own == Signals.SIGKILL) Interop.kill(r.Leader.Pid, Signals.SIGKILL);
-            }
-            if (signal != 0) log.Add($"sent {Signals.Name(signal)} to every process");
-            return (order.ToDictionary(p => p.Pid, p => rebuilt[p.Pid].Leader.Pid), bytes);
+            foreach (var gone in ProcessTree.ExitZombies(order, built.Leaders)) built.Tracees.Remove(gone);
+            Release(request, live.Select(p => built.Processes[p.Pid]).ToList(), log);
+            return (order.ToDictionary(p => p.Pid, p => built.Processes[p.Pid].Leader.Pid), bytes);
         }
         catch
         {
             verifier.Cancel();
-            foreach (var t in all) Interop.kill(t.Pid, Signals.SIGKILL);
-            foreach (var t in Enumerable.Reverse(all)) t.KillAndReap();
-            if (all.Count > 0) log.Add($"killed the half-built process(es) {string.Join(", ", all.Select(t => t.Tid).Distinct())}");
-            CgroupMembership.RemoveCreated(createdCgroups, log);
+            KillHalfBuilt(built, log);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Every process, as an empty copy of the stub, parents first: a child is forked by its own parent,
+    /// and a session leader calls setsid before it has children, so they inherit it; so do the cgroup
+    /// and the per-process controls set here.
+    /// </summary>
+    private static void CreateProcesses(RestartRequest request, ContextImage image, List<ProcessImage> order, Building built, MessageLog log)
+    {
+        foreach (var p in order)
+        {
+            var wantPid = request.RestorePid ? p.Pid : (int?)null;
+            Tracee tracee;
+            if (built.Processes.TryGetValue(p.Process.ParentPid, out var parent))
+            {
+                tracee = ProcessCreator.CreateChild(parent.Leader, wantPid);
+                built.Tracees.Add(tracee);
+            }
+            else
+            {
+                tracee = ProcessCreator.Create(wantPid, log);
+                // On the kill list before anything else can throw: it holds the pid it was made for.
+                built.Tracees.Add(tracee);
+                // Clear of every saved area: the children it forks keep its scratch page.
+                tracee.PrepareForRebuild(image.Processes.SelectMany(q => q.Map.Areas).Select(a => (a.Start, a.End)));
+            }
+            built.Processes[p.Pid] = new Rebuilt(p, tracee);
+            ProcessTree.MakeSession(tracee, p, isRoot: parent is null, request.RestoreSid);
+            CgroupMembership.Restore(tracee.Pid, p.Process, built.CreatedCgroups, log);
+            ProcessControls.Restore(tracee, p.Process, log);
+        }
+    }
+
+    /// <summary>
+    /// A rebuilt process's other threads, then what is set per thread or must come after every thread
+    /// exists: POSIX timers that signal a thread, credentials (last of what needs root), scheduling,
+    /// cached thread ids, signal dispositions and pending signals.
+    /// </summary>
+    private static void RestoreThreads(RestartRequest request, ContextImage image, ProcessImage p, Building built, MessageLog log)
+    {
+        var r = built.Processes[p.Pid];
+        if (p.Threads.Count != p.Process.ThreadIds.Length || p.Threads[0].Tid != p.Pid)
+            throw new RestartException(RestartFailure.ContextInvalid,
+                $"process {p.Pid} in {image.Path} has {p.Threads.Count} thread records for its {p.Process.ThreadIds.Length} threads.", image.Path);
+        var threads = ThreadRestore.CreateThreads(r.Leader, p, request.RestorePid, log);
+        built.Tracees.AddRange(threads);
+        r.Threads.Add((r.Leader, p.Threads[0]));
+        r.Threads.AddRange(threads.Zip(p.Threads.Skip(1)));
+        PosixTimerState.Restore(r.Leader, p.Process.PosixTimers,
+            tid => r.Threads.FirstOrDefault(x => x.Record.Tid == tid).Tracee?.Tid ?? r.Leader.Tid);
+        CredentialsState.Restore(r.Threads, p.Process,
+            ProcessControls.AfterCredentials(p.Process, p.Threads, built.Processes.ContainsKey(p.Process.ParentPid), log), log);
+        Scheduling.Restore(r.Leader.Pid, r.Threads);
+        if (threads.Count > 0) log.Add($"process {r.Leader.Pid}: {threads.Count} more thread(s) created");
+        if (!request.RestorePid)
+            foreach (var (t, record) in r.Threads) ThreadRestore.FixCachedThreadId(t, record);
+        // After every batch of calls: a batch ends on an int3, whose forced SIGTRAP would reset a SIGTRAP handler.
+        SignalRestore.RestoreDispositions(r.Leader, p.Process.Signals);
+        SignalRestore.RestorePending(r.Leader, p.Process.Signals.SharedPending, []);
+        foreach (var (t, record) in r.Threads) SignalRestore.RestorePending(t, [], record.PendingSignals);
+    }
+
+    /// <summary>
+    /// Registers, extended state, signal masks and sandboxes of every thread, then all go at once: the
+    /// leader first, carrying the job-control stop or the after-action signal in its detach, so that
+    /// the stop is pending before anything runs.
+    /// </summary>
+    private static void Release(RestartRequest request, List<Rebuilt> processes, MessageLog log)
+    {
+        var signal = AfterActionSignal.For(request.After, request.Signal);
+        foreach (var r in processes)
+        {
+            foreach (var (t, record) in r.Threads)
+            {
+                t.SetExtendedState(record.FullExtendedState());
+                var final = ThreadRestore.FinalRegisters(t, record);
+                t.SetFinalState(final, record.BlockedSignals);
+                if (record.Sandbox is { } sandbox) t.LastCalls = thread => SeccompState.Restore(thread, sandbox, final.Rsp, SeccompState.SharedFilters(r.Threads.Select(x => x.Record.Sandbox)), t == r.Leader);
+            }
+        }
+        foreach (var r in processes)
+        {
+            var own = signal != 0 ? signal : StopState.SignalFor(r.Image.Process);
+            // SIGKILL cannot ride on a detach: the process goes stopped, so that it runs not one
+            // instruction, and is killed once it is ours no more, so that its parent sees the kill.
+            StopState.Release(r.Leader, own == Signals.SIGKILL ? Signals.SIGSTOP : own);
+            foreach (var (t, _) in r.Threads.Skip(1)) t.Release();
+            if (own == Signals.SIGKILL) Interop.kill(r.Leader.Pid, Signals.SIGKILL);
+        }
+        if (signal != 0) log.Add($"sent {Signals.Name(signal)} to every process");
+    }
+
+    private static void KillHalfBuilt(Building built, MessageLog log)
+    {
+        foreach (var t in built.Tracees) Interop.kill(t.Pid, Signals.SIGKILL);
+        foreach (var t in Enumerable.Reverse(built.Tracees)) t.KillAndReap();
+        if (built.Tracees.Count > 0) log.Add($"killed the half-built process(es) {string.Join(", ", built.Tracees.Select(t => t.Tid).Distinct())}");
+        CgroupMembership.RemoveCreated(built.CreatedCgroups, log);
     }
 
     /// <summary>Memory, descriptors and the rest of one process, rebuilt inside its stub copy.</summary>
